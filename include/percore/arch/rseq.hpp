@@ -1,0 +1,56 @@
+// percore/arch/rseq.hpp - the only door to restartable sequences.
+//
+// Everything architecture-specific about Linux rseq sits behind these few
+// functions, one implementation file per architecture. The rest of percore
+// never touches the rseq area or writes assembly.
+//
+// Ownership rules (see docs/design.md): glibc >= 2.35 registers the rseq
+// area of every thread. percore only reads `__rseq_offset`/`__rseq_size`,
+// reads `cpu_id`/`mm_cid`, and stores its own critical-section descriptor
+// into `rseq_cs`, which is the purpose of that field. It never registers a
+// second area and never stores anything else into the ABI fields.
+//
+// Interface (all functions are inline and noexcept; F selects the field
+// used as the shard index, RseqField::cpu_id or RseqField::mm_cid):
+//
+//   template <RseqField F> int rseq_index(long rseq_offset)
+//     The calling thread's index, or -1 if rseq is not registered on this
+//     thread (cpu_id < 0). A plain read: the thread may migrate right after.
+//
+//   template <RseqField F> bool rseq_add(long rseq_offset, uint64_t* word0,
+//                                        uint32_t rows, uint64_t n)
+//     Adds n to word0[index << (kRowShift - 3)] as one restartable sequence
+//     whose commit is the add itself. Returns false, writing nothing, if
+//     rseq is not registered on this thread or index >= rows.
+//
+//   constexpr bool kHasRseqCommit
+//     True where rseq_add is a real restartable sequence. Where false it
+//     returns false and callers use an atomic add instead.
+//
+// rseq_offset is glibc's __rseq_offset: the area's distance from the thread
+// pointer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace percore::arch {
+
+// Distance between two shards' rows in an Arena: 64 MiB of address space,
+// reserved but not committed. A compile-time constant so the fast path can
+// use an immediate shift.
+inline constexpr unsigned kRowShift = 26;
+
+// Offsets inside struct rseq (linux/rseq.h): cpu_id at 4, rseq_cs at 8,
+// mm_cid at 24.
+enum class RseqField : long { cpu_id = 4, mm_cid = 24 };
+inline constexpr long kRseqCpuId = 4;
+inline constexpr long kRseqCs = 8;
+
+}  // namespace percore::arch
+
+#if defined(__x86_64__) && !defined(PERCORE_NO_RSEQ_ASM)
+#include "percore/arch/rseq_x86_64.hpp"
+#else
+#include "percore/arch/rseq_generic.hpp"
+#endif

@@ -1,0 +1,32 @@
+// percore/arch/rseq_generic.hpp - architectures without a percore rseq port.
+//
+// The index is still read from the rseq area (glibc registers it on every
+// Linux architecture), but updates commit with an atomic add on the
+// CPU-local line instead of a restartable sequence: correct, a few cycles
+// slower. Porting means writing rseq_<arch>.hpp with the same three
+// functions; nothing else in percore changes.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace percore::arch {
+
+inline constexpr bool kHasRseqCommit = false;
+
+template <RseqField F>
+inline int rseq_index(long rseq_offset) noexcept {
+    auto* area = static_cast<char*>(__builtin_thread_pointer()) + rseq_offset;
+    int cpu = std::atomic_ref<int>(*reinterpret_cast<int*>(area + kRseqCpuId)).load(std::memory_order_relaxed);
+    int idx = std::atomic_ref<int>(*reinterpret_cast<int*>(area + static_cast<long>(F)))
+                  .load(std::memory_order_relaxed);
+    return cpu < 0 ? -1 : idx;
+}
+
+template <RseqField F>
+inline bool rseq_add(long, std::uint64_t*, std::uint32_t, std::uint64_t) noexcept {
+    return false;
+}
+
+}  // namespace percore::arch

@@ -1,0 +1,105 @@
+// percore/arch/rseq_x86_64.hpp - restartable sequences for x86-64.
+//
+// Each sequence stores the address of its descriptor into rseq_cs, reads the
+// index, and commits with one `add` to memory. If the kernel preempts,
+// migrates or signals the thread between the first instruction after arming
+// (label 1) and the commit (label 2), it moves the thread to the abort
+// handler (label 4), which restarts from arming. An add is one instruction,
+// so it either happened entirely on the CPU that owns the row, or not at all:
+// no lost update, no double count, no lock prefix.
+//
+// The abort handler is preceded by the 4-byte signature glibc registered
+// (RSEQ_SIG, 0x53053053), encoded as the tail of a `ud1` so a stray jump
+// there traps. Descriptors live in section __rseq_cs (32-byte aligned, as the
+// ABI requires) and handlers in __rseq_failure, as in the kernel selftests.
+// The cpu_id test also covers mm_cid: a thread whose registration failed
+// has cpu_id < 0 and must not trust any other field.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace percore::arch {
+
+inline constexpr bool kHasRseqCommit = true;
+
+template <RseqField F>
+inline int rseq_index(long rseq_offset) noexcept {
+    int cpu, idx;
+    // volatile: the values change behind the compiler's back on migration.
+    asm inline volatile(
+        "movl %%fs:%c[cpu](%[r]), %[c]\n\t"
+        "movl %%fs:%c[ix](%[r]), %[i]\n\t"
+        : [c] "=r"(cpu), [i] "=r"(idx)
+        : [r] "r"(rseq_offset), [cpu] "i"(kRseqCpuId), [ix] "i"(static_cast<long>(F)));
+    return cpu < 0 ? -1 : idx;
+}
+
+// The descriptor (version 0, flags 0, start_ip = 1, post_commit_offset =
+// 2 - 1, abort_ip = 4) and the arming store; then the body; then the
+// signature and the abort handler, which restarts from arming.
+#define PERCORE_RSEQ_BEGIN                         \
+    ".pushsection __rseq_cs, \"aw\"\n\t"          \
+    ".balign 32\n\t"                              \
+    "3:\n\t"                                      \
+    ".long 0x0, 0x0\n\t"                          \
+    ".quad 1f, (2f - 1f), 4f\n\t"                 \
+    ".popsection\n\t"                             \
+    "0:\n\t"                                      \
+    "leaq 3b(%%rip), %%rax\n\t"                   \
+    "movq %%rax, %%fs:%c[cs](%[r])\n\t"           \
+    "1:\n\t"
+#define PERCORE_RSEQ_END                           \
+    "2:\n\t"                                      \
+    ".pushsection __rseq_failure, \"ax\"\n\t"     \
+    ".byte 0x0f, 0xb9, 0x3d\n\t"                  \
+    ".long 0x53053053\n\t"                        \
+    "4:\n\t"                                      \
+    "jmp 0b\n\t"                                  \
+    ".popsection\n\t"
+#define PERCORE_RSEQ_OPERANDS                                                                      \
+    : [r] "r"(rseq_offset), [w] "r"(word0), [rows] "r"(rows), [n] "r"(n), [shift] "i"(kRowShift), \
+      [cs] "i"(kRseqCs), [cpu] "i"(kRseqCpuId), [cid] "i"(static_cast<long>(RseqField::mm_cid))    \
+    : "rax", "memory", "cc"
+
+template <RseqField F>
+inline bool rseq_add(long rseq_offset, std::uint64_t* word0, std::uint32_t rows, std::uint64_t n) noexcept {
+    // `asm inline`: the section directives make the text long, but the code
+    // is under ten instructions; without it GCC refuses to inline callers.
+    // The "memory" clobber keeps the add ordered with the caller's other
+    // memory operations (a release store after it, a thread exit), as a C++
+    // relaxed atomic add would be.
+    if constexpr (F == RseqField::cpu_id) {
+        asm inline goto(PERCORE_RSEQ_BEGIN
+                        "movl %%fs:%c[cpu](%[r]), %%eax\n\t"
+                        "cmpl %[rows], %%eax\n\t"      // unsigned: also rejects cpu_id < 0
+                        "jae %l[no]\n\t"
+                        "shlq %[shift], %%rax\n\t"
+                        "addq %[n], (%[w], %%rax)\n\t" // commit
+                        PERCORE_RSEQ_END
+                        : PERCORE_RSEQ_OPERANDS
+                        : no);
+    } else {
+        asm inline goto(PERCORE_RSEQ_BEGIN
+                        "movl %%fs:%c[cpu](%[r]), %%eax\n\t"
+                        "testl %%eax, %%eax\n\t"       // cpu_id < 0: not registered
+                        "js %l[no]\n\t"
+                        "movl %%fs:%c[cid](%[r]), %%eax\n\t"
+                        "cmpl %[rows], %%eax\n\t"
+                        "jae %l[no]\n\t"
+                        "shlq %[shift], %%rax\n\t"
+                        "addq %[n], (%[w], %%rax)\n\t" // commit
+                        PERCORE_RSEQ_END
+                        : PERCORE_RSEQ_OPERANDS
+                        : no);
+    }
+    return true;
+no:
+    return false;
+}
+
+#undef PERCORE_RSEQ_BEGIN
+#undef PERCORE_RSEQ_END
+#undef PERCORE_RSEQ_OPERANDS
+
+}  // namespace percore::arch

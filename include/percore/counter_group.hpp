@@ -1,0 +1,68 @@
+// percore/counter_group.hpp - N related counters updated with one shard lookup.
+//
+// A packet updates packets and bytes together; a flow updates its own pair.
+// CounterGroup<N> keeps the N words adjacent in each row (one cache line for
+// N <= 8) and add() finds the shard once for all of them: with thread slots,
+// one TLS load; with rseq, one index read, then N single-add restartable
+// sequences that commit only while the thread is still on that CPU (after a
+// migration, the remaining adds go to the shared row). Each add is exact;
+// the group is not a transaction: a reader may see packets before bytes.
+// (For consistent group snapshots use the seqcount patterns.)
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "percore/arena.hpp"
+#include "percore/detail/update.hpp"
+
+namespace percore {
+
+template <std::size_t N>
+class CounterGroup {
+    static_assert(N >= 1 && N <= 64, "CounterGroup holds 1..64 counters");
+
+public:
+    using Values = std::array<std::uint64_t, N>;
+
+    explicit CounterGroup(Arena& arena = default_arena()) : slots_(arena, N, 0, align_for()) {}
+    CounterGroup(const CounterGroup&) = delete;
+    CounterGroup& operator=(const CounterGroup&) = delete;
+
+    void add(const Values& v) noexcept { detail::add_many(slots_.word0(), slots_.shards(), v.data(), N); }
+    void add(std::size_t i, std::uint64_t n) noexcept { detail::add(slots_.word0(i), slots_.shards(), n); }
+
+    std::uint64_t value(std::size_t i) const noexcept {
+        const std::uint64_t b = base_[i].load(std::memory_order_acquire);
+        return detail::sum(slots_.word0(i), slots_.shards()) - b;
+    }
+    Values values() const noexcept {
+        Values out;
+        for (std::size_t i = 0; i < N; ++i) out[i] = value(i);
+        return out;
+    }
+    // Resets each counter (one at a time, each exactly; see Counter::reset).
+    Values reset() noexcept {
+        Values out;
+        for (std::size_t i = 0; i < N; ++i)
+            out[i] = detail::reset_by_offset(slots_.word0(i), slots_.shards(), base_[i]);
+        return out;
+    }
+    std::uint64_t shard_value(std::size_t shard, std::size_t i) const noexcept {
+        return detail::row_word(slots_.word0(i), shard).load(std::memory_order_relaxed);
+    }
+    const Arena& arena() const noexcept { return slots_.arena(); }
+
+private:
+    static constexpr std::size_t align_for() {
+        std::size_t a = 8;
+        while (a < N * 8 && a < 64) a *= 2;
+        return a;
+    }
+    detail::Slots slots_;
+    std::array<std::atomic<std::uint64_t>, N> base_{};
+};
+
+}  // namespace percore

@@ -1,0 +1,225 @@
+// percore/detail/identity.hpp - process-wide shard identity (internal).
+//
+// One Identity per process, filled once by init_identity() before the first
+// shard is handed out and read on every update afterwards. Its fields are
+// written before any Arena exists and every Arena constructor goes through
+// identity(), so a thread that can see an Arena sees them initialized
+// (happens-before through the function-local static's guard). `scramble`
+// changes later, hence the relaxed atomic; `mode` is atomic only so that a
+// benchmark can switch paths between runs.
+#pragma once
+
+#include <sys/auxv.h>
+#include <sys/rseq.h>
+#include <sys/sysinfo.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string_view>
+#include <vector>
+
+#include "percore/arch/rseq.hpp"
+
+namespace percore {
+
+enum class Backend : std::uint8_t { rseq_mm_cid, rseq_cpu_id, thread };
+
+}  // namespace percore
+
+namespace percore::detail {
+
+// The update path in force. rseq_* differ only in the index field read.
+enum class Mode : std::uint8_t { rseq_mm_cid, rseq_cpu_id, thread };
+
+struct Identity {
+    std::atomic<Mode> mode{Mode::thread};
+    Backend backend = Backend::thread;
+    std::atomic<bool> scramble{false};
+    std::uint32_t max_shards = 1;
+    long rseq_offset = 0;  // glibc's __rseq_offset
+};
+
+// constinit: usable from other translation units' static initializers.
+alignas(64) constinit inline Identity g_identity{};
+
+inline const char* backend_name(Backend b) noexcept {
+    switch (b) {
+        case Backend::rseq_mm_cid: return "rseq-mm_cid";
+        case Backend::rseq_cpu_id: return "rseq-cpu_id";
+        case Backend::thread: return "thread";
+    }
+    return "?";
+}
+
+inline std::uint32_t env_u32(const char* name, std::uint32_t dflt) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return dflt;
+    char* end = nullptr;
+    unsigned long x = std::strtoul(v, &end, 10);
+    if (*end != '\0' || x == 0 || x > (1u << 20)) {
+        std::fprintf(stderr, "percore: ignoring %s=%s (want an integer in 1..1048576)\n", name, v);
+        return dflt;
+    }
+    return static_cast<std::uint32_t>(x);
+}
+
+inline void init_identity(Identity& id) {
+    const std::uint32_t cpus = static_cast<std::uint32_t>(get_nprocs_conf() > 0 ? get_nprocs_conf() : 1);
+    std::string_view want = std::getenv("PERCORE_BACKEND") ? std::getenv("PERCORE_BACKEND") : "auto";
+    if (want != "auto" && want != "rseq" && want != "rseq-cpu_id" && want != "thread") {
+        std::fprintf(stderr, "percore: unknown PERCORE_BACKEND=%.*s, using auto\n", int(want.size()), want.data());
+        want = "auto";
+    }
+    // glibc sets __rseq_size to 0 when it did not register (old kernel,
+    // glibc.pthread.rseq=0 tunable, or running under valgrind).
+    const bool have_rseq = __rseq_size >= 20;
+    // mm_cid sits at offset 24; the kernel fills it when its feature size
+    // (AT_RSEQ_FEATURE_SIZE, 27) covers it.
+    const bool have_cid = have_rseq && getauxval(27) >= 28;
+    if ((want == "rseq" || want == "rseq-cpu_id") && !have_rseq) {
+        std::fprintf(stderr, "percore: PERCORE_BACKEND=%.*s but rseq is not registered; using thread\n",
+                     int(want.size()), want.data());
+    }
+    if (want != "thread" && have_rseq) {
+        id.backend = (have_cid && want != "rseq-cpu_id") ? Backend::rseq_mm_cid : Backend::rseq_cpu_id;
+        id.mode.store(id.backend == Backend::rseq_mm_cid ? Mode::rseq_mm_cid : Mode::rseq_cpu_id,
+                      std::memory_order_relaxed);
+        id.rseq_offset = __rseq_offset;
+        id.max_shards = env_u32("PERCORE_MAX_SHARDS", cpus);
+    } else {
+        id.backend = Backend::thread;
+        id.mode.store(Mode::thread, std::memory_order_relaxed);
+        id.max_shards = env_u32("PERCORE_MAX_SHARDS", cpus * 4 < 8 ? 8 : cpus * 4);
+    }
+    const char* scr = std::getenv("PERCORE_SCRAMBLE");
+    id.scramble.store(scr != nullptr && *scr != '\0' && *scr != '0', std::memory_order_relaxed);
+}
+
+inline Identity& identity() {
+    static const bool done = (init_identity(g_identity), true);
+    (void)done;
+    return g_identity;
+}
+
+inline void set_scramble(bool on) noexcept {
+    identity().scramble.store(on, std::memory_order_relaxed);
+}
+
+// ---- Thread slots: the identity of the thread backend. ---------------------
+//
+// Each live thread that asks gets the smallest free slot. The slot is the
+// thread's exclusive row in every Arena whose shard count exceeds it, so the
+// thread updates it with a plain load and store. When the thread exits the
+// slot goes back to the free list; the row keeps its values, and the next
+// owner continues from them, so an exiting thread's counts are never lost.
+// The mutex orders the hand-over: the old owner's last stores happen-before
+// the new owner's first load.
+
+// tl_slot holds slot + 1; 0 means "not asked yet", kRetired means the thread
+// is exiting and must use the shared row from now on.
+inline constexpr std::uint32_t kRetired = 0xffffffffu;
+inline thread_local std::uint32_t tl_slot = 0;
+// The byte offset of the thread's row (slot << kRowShift), or ~0 while it
+// has none: the fast path compares it with an Arena's row span directly.
+inline thread_local std::uint64_t tl_row_bytes = ~std::uint64_t{0};
+
+class ThreadSlots {
+public:
+    std::uint32_t claim() {
+        std::lock_guard lk(mu_);
+        for (std::uint32_t i = 0; i < used_.size(); ++i) {
+            if (!used_[i]) {
+                used_[i] = true;
+                return i;
+            }
+        }
+        used_.push_back(true);
+        return static_cast<std::uint32_t>(used_.size() - 1);
+    }
+    void release(std::uint32_t s) {
+        std::lock_guard lk(mu_);
+        used_[s] = false;
+    }
+    std::size_t live() {
+        std::lock_guard lk(mu_);
+        std::size_t n = 0;
+        for (bool b : used_) n += b;
+        return n;
+    }
+
+private:
+    std::mutex mu_;
+    std::vector<bool> used_;
+};
+
+inline ThreadSlots& thread_slots() {
+    // Never destroyed: threads may exit after static destructors ran.
+    static ThreadSlots* s = new ThreadSlots;
+    return *s;
+}
+
+// Gives the calling thread's slot back; its next update claims one again.
+inline void release_thread_slot() {
+    tl_row_bytes = ~std::uint64_t{0};
+    if (tl_slot != 0 && tl_slot != kRetired) thread_slots().release(tl_slot - 1);
+    tl_slot = 0;
+}
+
+struct SlotReturn {
+    ~SlotReturn() {
+        release_thread_slot();
+        tl_slot = kRetired;  // later updates (other TLS destructors) use the shared row
+    }
+};
+
+// Claims a slot for the calling thread (first use) and returns slot + 1, or
+// kRetired when the thread is past its thread_local destructors.
+[[gnu::noinline]] inline std::uint32_t claim_thread_slot() {
+    if (tl_slot == 0) {
+        static thread_local SlotReturn giver_back;  // constructed on first claim only
+        tl_slot = thread_slots().claim() + 1;
+        tl_row_bytes = std::uint64_t{tl_slot - 1} << arch::kRowShift;
+        (void)&giver_back;
+    }
+    return tl_slot;
+}
+
+// Cheap per-thread xorshift for scramble mode.
+inline std::uint64_t scramble_random() noexcept {
+    static thread_local std::uint64_t x =
+        0x9e3779b97f4a7c15ull ^ reinterpret_cast<std::uintptr_t>(&x);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+}
+
+// The rseq index of the calling thread (-1 if not registered).
+inline int rseq_index(const Identity& id) noexcept {
+    return id.mode.load(std::memory_order_relaxed) == Mode::rseq_mm_cid
+               ? arch::rseq_index<arch::RseqField::mm_cid>(id.rseq_offset)
+               : arch::rseq_index<arch::RseqField::cpu_id>(id.rseq_offset);
+}
+
+// Index for current_shard(): always < max_shards.
+inline std::size_t current_index() noexcept {
+    Identity& id = identity();
+    const std::uint32_t n = id.max_shards;
+    if (id.scramble.load(std::memory_order_relaxed)) {
+        const std::uint64_t r = scramble_random();
+        return (r & 1) ? 0 : (r >> 1) % n;
+    }
+    if (id.mode.load(std::memory_order_relaxed) == Mode::thread) {
+        std::uint32_t s = tl_slot;
+        if (s == 0) s = claim_thread_slot();
+        return s == kRetired ? 0 : (s - 1) % n;
+    }
+    const int i = rseq_index(id);
+    return i < 0 ? 0 : static_cast<std::uint32_t>(i) % n;
+}
+
+}  // namespace percore::detail

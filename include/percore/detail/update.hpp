@@ -1,0 +1,176 @@
+// percore/detail/update.hpp - the update and read paths shared by every
+// per-shard type (internal).
+//
+// A per-shard value is addressed by `word0`, its word in row 0; its word in
+// row r is word0 + r * kRowWords. Handles keep word0 and the Arena's shard
+// count inline so that an update touches the handle, the Identity line and
+// the row, nothing else.
+//
+// Writers never lock and never use a lock prefix on the common path:
+//   rseq:    a restartable sequence adds to the current CPU's row; the kernel
+//            restarts it if the thread is preempted, migrated or signalled
+//            before the single-instruction commit (arch/rseq_*.hpp).
+//   thread:  the calling thread owns its row, so a relaxed load and a relaxed
+//            store suffice (single writer; readers only load).
+//   else:    (no row of its own: too many threads, rseq not registered on
+//            this thread) the shared row (row `shards`), atomic fetch_add.
+//
+// Memory ordering: every access to a row word is a relaxed atomic access (or
+// an aligned 8-byte asm add, single-copy atomic on x86-64). Readers never see
+// a torn value, and per-location coherence makes a reader's successive loads
+// of one word non-decreasing for monotonic counters. Counters publish no
+// other data, so the rows need no acquire/release; the only ordered variable
+// is a counter's reset offset (reset_by_offset).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "percore/arena.hpp"
+#include "percore/detail/identity.hpp"
+
+namespace percore::detail {
+
+inline constexpr std::size_t kRowWords = Arena::kRowBytes / 8;
+
+inline std::atomic_ref<std::uint64_t> row_word(std::uint64_t* word0, std::size_t row) noexcept {
+    return std::atomic_ref<std::uint64_t>(word0[row * kRowWords]);
+}
+
+// Thread mode: the row this thread owns among `shards`, or -1.
+inline long owned_row(std::uint32_t shards) noexcept {
+    std::uint32_t s = tl_slot;
+    if (s == 0) s = claim_thread_slot();
+    return (s != kRetired && s - 1 < shards) ? static_cast<long>(s - 1) : -1;
+}
+
+// The row where the calling thread should apply an atomic read-modify-write.
+// Any row is correct for a word that only ever sees atomic RMWs
+// (ShardAtomic); this one keeps the line local. A counter word also takes
+// plain rseq adds on CPU rows, so for it (`plain_writers`) an atomic must go
+// to the shared row, or it could race with them.
+inline std::size_t atomic_row(std::uint32_t shards, bool plain_writers) noexcept {
+    Identity& id = g_identity;
+    if (id.mode.load(std::memory_order_relaxed) == Mode::thread) {
+        const long r = owned_row(shards);
+        if (r >= 0) return static_cast<std::size_t>(r);
+        if (plain_writers) return shards;
+    } else if (plain_writers && arch::kHasRseqCommit) {
+        return shards;
+    }
+    if (id.scramble.load(std::memory_order_relaxed)) {
+        const std::uint64_t r = scramble_random();
+        return (r & 1) ? 0 : (r >> 1) % (shards + 1);
+    }
+    if (id.mode.load(std::memory_order_relaxed) == Mode::thread) return shards;
+    const int i = rseq_index(id);
+    return (i >= 0 && static_cast<std::uint32_t>(i) < shards) ? static_cast<std::size_t>(i) : shards;
+}
+
+[[gnu::noinline]] inline void add_slow(std::uint64_t* word0, std::uint32_t shards, std::uint64_t n) noexcept {
+    if (g_identity.mode.load(std::memory_order_relaxed) == Mode::thread) {
+        const long r = owned_row(shards);
+        if (r >= 0) {
+            auto w = row_word(word0, static_cast<std::size_t>(r));
+            w.store(w.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+            return;
+        }
+    }
+    row_word(word0, atomic_row(shards, true)).fetch_add(n, std::memory_order_relaxed);
+}
+
+// Adds n (mod 2^64) to the caller's shard of the value at word0.
+inline void add(std::uint64_t* word0, std::uint32_t shards, std::uint64_t n) noexcept {
+    // A thread that owns a slot (thread backend) is recognised from its TLS
+    // alone; with rseq no thread ever claims one, so tl_row_bytes stays ~0
+    // and the test falls through to the restartable sequence.
+    const std::uint64_t rb = tl_row_bytes;
+    if (rb < (std::uint64_t{shards} << arch::kRowShift)) [[likely]] {
+        std::atomic_ref<std::uint64_t> w(*reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(word0) + rb));
+        w.store(w.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+        return;
+    }
+    const Mode m = g_identity.mode.load(std::memory_order_relaxed);
+    if (m == Mode::rseq_mm_cid) {
+        if (arch::rseq_add<arch::RseqField::mm_cid>(g_identity.rseq_offset, word0, shards, n)) [[likely]]
+            return;
+    } else if (m == Mode::rseq_cpu_id) {
+        if (arch::rseq_add<arch::RseqField::cpu_id>(g_identity.rseq_offset, word0, shards, n)) [[likely]]
+            return;
+    }
+    add_slow(word0, shards, n);
+}
+
+// Adds v[i] to the value at word0 + i, for i < count. With thread slots the
+// row is looked up once. With rseq each add is its own restartable sequence
+// (its index read is two loads from the rseq area, already in L1); adds
+// cannot share one sequence, because an abort after the first commit would
+// count it twice.
+inline void add_many(std::uint64_t* word0, std::uint32_t shards, const std::uint64_t* v, std::size_t count) noexcept {
+    const std::uint64_t rb = tl_row_bytes;
+    if (rb < (std::uint64_t{shards} << arch::kRowShift)) [[likely]] {
+        for (std::size_t i = 0; i < count; ++i) {
+            std::atomic_ref<std::uint64_t> w(*reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(word0 + i) + rb));
+            w.store(w.load(std::memory_order_relaxed) + v[i], std::memory_order_relaxed);
+        }
+        return;
+    }
+    for (std::size_t i = 0; i < count; ++i) add(word0 + i, shards, v[i]);
+}
+
+// Sum over all rows (shards + the shared row), mod 2^64.
+inline std::uint64_t sum(std::uint64_t* word0, std::uint32_t shards) noexcept {
+    std::uint64_t s = 0;
+    for (std::size_t r = 0; r <= shards; ++r) s += row_word(word0, r).load(std::memory_order_relaxed);
+    return s;
+}
+
+// Owns `words` consecutive words of an Arena for the lifetime of a handle.
+class Slots {
+public:
+    Slots(Arena& a, std::size_t words, std::uint64_t init, std::size_t align = 8)
+        : off_(a.allocate(words, init, align)),
+          word0_(a.word(0, off_)),
+          shards_(static_cast<std::uint32_t>(a.shards())),
+          arena_(&a),
+          words_(words) {}
+    ~Slots() { arena_->deallocate(off_, words_); }
+    Slots(const Slots&) = delete;
+    Slots& operator=(const Slots&) = delete;
+
+    // Word i of this handle, row 0.
+    std::uint64_t* word0(std::size_t i = 0) const noexcept { return word0_ + i; }
+    std::uint32_t shards() const noexcept { return shards_; }
+    const Arena& arena() const noexcept { return *arena_; }
+
+private:
+    std::size_t off_;
+    std::uint64_t* word0_;
+    std::uint32_t shards_;
+    Arena* arena_;
+    std::size_t words_;
+};
+
+// Read-and-clear by offset: `base` holds the sum at the last reset. The
+// rows are never written by a reset, so a concurrent add is never lost: it
+// lands in a row and shows up either in the value this reset returns or in
+// a later read. Concurrent resets serialize on the CAS, and each returns the
+// part of the total that it cleared, so (sum of all resets + value()) equals
+// everything ever added.
+//
+// Ordering: the CAS releases and value() acquires `base`. A reader that sees
+// base = S therefore also sees every row at least as new as the resetter saw
+// when it computed S (read-read coherence through happens-before), so its
+// own sum is >= S and value() never wraps below zero.
+inline std::uint64_t reset_by_offset(std::uint64_t* word0, std::uint32_t shards,
+                                     std::atomic<std::uint64_t>& base) noexcept {
+    std::uint64_t old = base.load(std::memory_order_acquire);
+    for (;;) {
+        const std::uint64_t now = sum(word0, shards);
+        if (base.compare_exchange_weak(old, now, std::memory_order_acq_rel, std::memory_order_acquire))
+            return now - old;
+    }
+}
+
+}  // namespace percore::detail

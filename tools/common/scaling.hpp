@@ -1,0 +1,90 @@
+// The shared-versus-per-CPU comparison: N threads each add 1 to one counter
+// as fast as they can, for a fixed number of total adds; ops/s, scaling
+// against one thread, and the final total checked against what was added.
+// Used by percore-demo (until the packet simulator lands) and the benchmark.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "percore/counter.hpp"
+
+namespace percore::tools {
+
+struct ScalingRow {
+    std::string impl;
+    int threads = 0;
+    double ops_per_sec = 0;  // median of the repetitions
+    double spread = 0;       // (max - min) / median of ops/s
+    double scaling = 0;      // ops/s over the same implementation at 1 thread
+    std::uint64_t expected = 0;
+    std::uint64_t counted = 0;  // must equal expected
+};
+
+// Runs `threads` threads, each doing add() `per_thread` times on `c` after a
+// common start signal; returns ops/s (wall clock from start to last join).
+template <class Add>
+double run_adds(int threads, std::uint64_t per_thread, Add add) {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+        ts.emplace_back([&] {
+            ready.fetch_add(1);
+            while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+            for (std::uint64_t i = 0; i < per_thread; ++i) add();
+        });
+    while (ready.load() < threads) std::this_thread::yield();
+    const auto t0 = std::chrono::steady_clock::now();
+    go.store(true, std::memory_order_release);
+    for (auto& t : ts) t.join();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return static_cast<double>(per_thread) * threads / s;
+}
+
+// Shared std::atomic fetch_add versus percore::Counter, interleaved per
+// repetition so both see the same machine state.
+inline std::vector<ScalingRow> compare_scaling(const std::vector<int>& thread_counts, std::uint64_t total_ops,
+                                               int reps, bool progress) {
+    std::vector<ScalingRow> rows;
+    double base_shared = 0, base_percpu = 0;
+    for (int n : thread_counts) {
+        const std::uint64_t per = total_ops / static_cast<std::uint64_t>(n);
+        std::vector<double> shared_r, percpu_r;
+        ScalingRow shared{"shared std::atomic", n}, percpu{"percore::Counter", n};
+        for (int r = 0; r < reps; ++r) {
+            alignas(64) std::atomic<std::uint64_t> a{0};
+            shared_r.push_back(run_adds(n, per, [&] { a.fetch_add(1, std::memory_order_relaxed); }));
+            shared.counted = a.load();
+            Counter c;
+            percpu_r.push_back(run_adds(n, per, [&] { c.inc(); }));
+            percpu.counted = c.value();
+            shared.expected = percpu.expected = per * static_cast<std::uint64_t>(n);
+            if (shared.counted != shared.expected || percpu.counted != percpu.expected) break;
+        }
+        auto summarize = [](ScalingRow& row, std::vector<double> v) {
+            std::sort(v.begin(), v.end());
+            row.ops_per_sec = v[v.size() / 2];
+            row.spread = (v.back() - v.front()) / row.ops_per_sec;
+        };
+        summarize(shared, shared_r);
+        summarize(percpu, percpu_r);
+        if (base_shared == 0) base_shared = shared.ops_per_sec, base_percpu = percpu.ops_per_sec;
+        shared.scaling = shared.ops_per_sec / base_shared;
+        percpu.scaling = percpu.ops_per_sec / base_percpu;
+        if (progress)
+            std::fprintf(stderr, "  %d thread%s: shared %.0f ops/s, per-CPU %.0f ops/s\n", n, n == 1 ? "" : "s",
+                         shared.ops_per_sec, percpu.ops_per_sec);
+        rows.push_back(shared);
+        rows.push_back(percpu);
+    }
+    return rows;
+}
+
+}  // namespace percore::tools
