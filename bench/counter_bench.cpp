@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "percore/percore.hpp"
 
@@ -108,6 +110,47 @@ void BM_TwoCounterAdds(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 
+// The same over 1024 flows visited in turn, as a packet loop would: no
+// back-to-back dependency through one counter, so this shows throughput.
+template <percore::Backend B>
+void BM_FlowsGroupAdd2(benchmark::State& state) {
+    static std::vector<std::unique_ptr<percore::CounterGroup<2>>> flows = [] {
+        std::vector<std::unique_ptr<percore::CounterGroup<2>>> v;
+        for (int i = 0; i < 1024; ++i) v.push_back(std::make_unique<percore::CounterGroup<2>>());
+        return v;
+    }();
+    if (state.thread_index() == 0 && !use_backend(B)) {
+        state.SkipWithError("backend not available");
+        return;
+    }
+    std::size_t i = static_cast<std::size_t>(state.thread_index()) * 512;
+    for (auto _ : state) flows[i++ & 1023]->add({1, 1500});
+    state.SetItemsProcessed(state.iterations());
+}
+
+template <percore::Backend B>
+void BM_FlowsTwoCounterAdds(benchmark::State& state) {
+    struct Flow {
+        percore::Counter packets, bytes;
+    };
+    static std::vector<std::unique_ptr<Flow>> flows = [] {
+        std::vector<std::unique_ptr<Flow>> v;
+        for (int i = 0; i < 1024; ++i) v.push_back(std::make_unique<Flow>());
+        return v;
+    }();
+    if (state.thread_index() == 0 && !use_backend(B)) {
+        state.SkipWithError("backend not available");
+        return;
+    }
+    std::size_t i = static_cast<std::size_t>(state.thread_index()) * 512;
+    for (auto _ : state) {
+        Flow& f = *flows[i++ & 1023];
+        f.packets.add(1);
+        f.bytes.add(1500);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+
 #define PERCORE_BENCH(fn) BENCHMARK(fn)->Threads(1)->Threads(2)->UseRealTime()
 
 PERCORE_BENCH(BM_SharedAtomic);
@@ -118,8 +161,12 @@ PERCORE_BENCH(BM_CounterAdd<percore::Backend::rseq_cpu_id>);
 PERCORE_BENCH(BM_CounterAdd<percore::Backend::thread>);
 PERCORE_BENCH(BM_GroupAdd2<percore::Backend::rseq_mm_cid>);
 PERCORE_BENCH(BM_TwoCounterAdds<percore::Backend::rseq_mm_cid>);
+PERCORE_BENCH(BM_FlowsGroupAdd2<percore::Backend::rseq_mm_cid>);
+PERCORE_BENCH(BM_FlowsTwoCounterAdds<percore::Backend::rseq_mm_cid>);
 PERCORE_BENCH(BM_GroupAdd2<percore::Backend::thread>);
 PERCORE_BENCH(BM_TwoCounterAdds<percore::Backend::thread>);
+PERCORE_BENCH(BM_FlowsGroupAdd2<percore::Backend::thread>);
+PERCORE_BENCH(BM_FlowsTwoCounterAdds<percore::Backend::thread>);
 
 }  // namespace
 

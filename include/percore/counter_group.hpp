@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "percore/arena.hpp"
 #include "percore/detail/update.hpp"
@@ -31,7 +32,7 @@ public:
     CounterGroup(const CounterGroup&) = delete;
     CounterGroup& operator=(const CounterGroup&) = delete;
 
-    void add(const Values& v) noexcept { detail::add_many(slots_.word0(), slots_.shards(), v.data(), N); }
+    void add(const Values& v) noexcept { add_each(v, std::make_index_sequence<N / 2>{}); }
     void add(std::size_t i, std::uint64_t n) noexcept { detail::add(slots_.word0(i), slots_.shards(), n); }
 
     std::uint64_t value(std::size_t i) const noexcept {
@@ -56,6 +57,13 @@ public:
     const Arena& arena() const noexcept { return slots_.arena(); }
 
 private:
+    // Pairs of adjacent words commit together (detail::add_pair); an odd
+    // last word is added alone.
+    template <std::size_t... I>
+    void add_each(const Values& v, std::index_sequence<I...>) noexcept {
+        (detail::add_pair(slots_.word0(2 * I), slots_.shards(), v[2 * I], v[2 * I + 1]), ...);
+        if constexpr (N % 2 == 1) detail::add(slots_.word0(N - 1), slots_.shards(), v[N - 1]);
+    }
     static constexpr std::size_t align_for() {
         std::size_t a = 8;
         while (a < N * 8 && a < 64) a *= 2;

@@ -23,6 +23,11 @@
 //     whose commit is the add itself. Returns false, writing nothing, if
 //     rseq is not registered on this thread or index >= rows.
 //
+//   template <RseqField F> bool rseq_add2(long rseq_offset, uint64_t* word0,
+//                                         uint32_t rows, V2u64 v)
+//     Adds v[0] and v[1] to the two adjacent words at word0 (16-byte
+//     aligned) in the current CPU's row, as one sequence. Same returns.
+//
 //   constexpr bool kHasRseqCommit
 //     True where rseq_add is a real restartable sequence. Where false it
 //     returns false and callers use an atomic add instead.

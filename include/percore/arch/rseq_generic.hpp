@@ -29,4 +29,11 @@ inline bool rseq_add(long, std::uint64_t*, std::uint32_t, std::uint64_t) noexcep
     return false;
 }
 
+using V2u64 = std::uint64_t __attribute__((vector_size(16)));
+
+template <RseqField F>
+inline bool rseq_add2(long, std::uint64_t*, std::uint32_t, V2u64) noexcept {
+    return false;
+}
+
 }  // namespace percore::arch

@@ -62,6 +62,11 @@ inline int rseq_index(long rseq_offset) noexcept {
       [cs] "i"(kRseqCs), [cpu] "i"(kRseqCpuId), [cid] "i"(static_cast<long>(RseqField::mm_cid))    \
     : "rax", "memory", "cc"
 
+#define PERCORE_RSEQ_OPERANDS2                                                                     \
+    : [r] "r"(rseq_offset), [w] "r"(word0), [rows] "r"(rows), [v] "x"(v), [shift] "i"(kRowShift), \
+      [cs] "i"(kRseqCs), [cpu] "i"(kRseqCpuId), [cid] "i"(static_cast<long>(RseqField::mm_cid))    \
+    : "rax", "xmm15", "memory", "cc"
+
 template <RseqField F>
 inline bool rseq_add(long rseq_offset, std::uint64_t* word0, std::uint32_t rows, std::uint64_t n) noexcept {
     // `asm inline`: the section directives make the text long, but the code
@@ -98,6 +103,61 @@ no:
     return false;
 }
 
+// Two adjacent words (16-byte aligned) as one sequence: load both, add in a
+// vector register, commit with one 16-byte store. Correct because only this
+// CPU writes its row: the loaded values are current, and a restart reloads
+// them. Readers load each word with an 8-byte atomic load, and an aligned
+// 16-byte store writes each aligned quadword atomically, so no reader sees
+// a torn word. This is what lets a CounterGroup<2> pay for one lookup.
+// With AVX enabled the VEX forms avoid SSE/AVX transition penalties.
+using V2u64 = std::uint64_t __attribute__((vector_size(16)));
+#ifdef __AVX__
+#define PERCORE_RSEQ_PAIR                       \
+    "vmovdqa (%%rax), %%xmm15\n\t"              \
+    "vpaddq %[v], %%xmm15, %%xmm15\n\t"         \
+    "vmovdqa %%xmm15, (%%rax)\n\t" /* commit */
+#else
+#define PERCORE_RSEQ_PAIR                       \
+    "movdqa (%%rax), %%xmm15\n\t"               \
+    "paddq %[v], %%xmm15\n\t"                   \
+    "movdqa %%xmm15, (%%rax)\n\t" /* commit */
+#endif
+
+template <RseqField F>
+inline bool rseq_add2(long rseq_offset, std::uint64_t* word0, std::uint32_t rows, V2u64 v) noexcept {
+    if constexpr (F == RseqField::cpu_id) {
+        asm inline goto(PERCORE_RSEQ_BEGIN
+                        "movl %%fs:%c[cpu](%[r]), %%eax\n\t"
+                        "cmpl %[rows], %%eax\n\t"
+                        "jae %l[no]\n\t"
+                        "shlq %[shift], %%rax\n\t"
+                        "addq %[w], %%rax\n\t"
+                        PERCORE_RSEQ_PAIR
+                        PERCORE_RSEQ_END
+                        : PERCORE_RSEQ_OPERANDS2
+                        : no);
+    } else {
+        asm inline goto(PERCORE_RSEQ_BEGIN
+                        "movl %%fs:%c[cpu](%[r]), %%eax\n\t"
+                        "testl %%eax, %%eax\n\t"
+                        "js %l[no]\n\t"
+                        "movl %%fs:%c[cid](%[r]), %%eax\n\t"
+                        "cmpl %[rows], %%eax\n\t"
+                        "jae %l[no]\n\t"
+                        "shlq %[shift], %%rax\n\t"
+                        "addq %[w], %%rax\n\t"
+                        PERCORE_RSEQ_PAIR
+                        PERCORE_RSEQ_END
+                        : PERCORE_RSEQ_OPERANDS2
+                        : no);
+    }
+    return true;
+no:
+    return false;
+}
+
+#undef PERCORE_RSEQ_OPERANDS2
+#undef PERCORE_RSEQ_PAIR
 #undef PERCORE_RSEQ_BEGIN
 #undef PERCORE_RSEQ_END
 #undef PERCORE_RSEQ_OPERANDS

@@ -102,21 +102,29 @@ inline void add(std::uint64_t* word0, std::uint32_t shards, std::uint64_t n) noe
     add_slow(word0, shards, n);
 }
 
-// Adds v[i] to the value at word0 + i, for i < count. With thread slots the
-// row is looked up once. With rseq each add is its own restartable sequence
-// (its index read is two loads from the rseq area, already in L1); adds
-// cannot share one sequence, because an abort after the first commit would
-// count it twice.
-inline void add_many(std::uint64_t* word0, std::uint32_t shards, const std::uint64_t* v, std::size_t count) noexcept {
+// Adds v0 and v1 to the adjacent values at word0 and word0 + 1 (16-byte
+// aligned) with one shard lookup: thread slots need one TLS load anyway; with
+// rseq both adds commit together in one restartable sequence.
+inline void add_pair(std::uint64_t* word0, std::uint32_t shards, std::uint64_t v0, std::uint64_t v1) noexcept {
     const std::uint64_t rb = tl_row_bytes;
     if (rb < (std::uint64_t{shards} << arch::kRowShift)) [[likely]] {
-        for (std::size_t i = 0; i < count; ++i) {
-            std::atomic_ref<std::uint64_t> w(*reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(word0 + i) + rb));
-            w.store(w.load(std::memory_order_relaxed) + v[i], std::memory_order_relaxed);
-        }
+        auto* p = reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(word0) + rb);
+        std::atomic_ref<std::uint64_t> w0(p[0]), w1(p[1]);
+        w0.store(w0.load(std::memory_order_relaxed) + v0, std::memory_order_relaxed);
+        w1.store(w1.load(std::memory_order_relaxed) + v1, std::memory_order_relaxed);
         return;
     }
-    for (std::size_t i = 0; i < count; ++i) add(word0 + i, shards, v[i]);
+    const Mode m = g_identity.mode.load(std::memory_order_relaxed);
+    const arch::V2u64 v = {v0, v1};
+    if (m == Mode::rseq_mm_cid) {
+        if (arch::rseq_add2<arch::RseqField::mm_cid>(g_identity.rseq_offset, word0, shards, v)) [[likely]]
+            return;
+    } else if (m == Mode::rseq_cpu_id) {
+        if (arch::rseq_add2<arch::RseqField::cpu_id>(g_identity.rseq_offset, word0, shards, v)) [[likely]]
+            return;
+    }
+    add_slow(word0, shards, v0);
+    add_slow(word0 + 1, shards, v1);
 }
 
 // Sum over all rows (shards + the shared row), mod 2^64.
