@@ -22,6 +22,10 @@ TEST(Backend, MatchesEnvironment) {
     } else {
         EXPECT_EQ(name, want);
     }
+    if (const char* m = std::getenv("PERCORE_MAX_SHARDS")) {
+        EXPECT_EQ(percore::max_shards(), std::strtoul(m, nullptr, 10));
+        EXPECT_EQ(percore::default_arena().shards(), percore::max_shards());
+    }
     const char* tun = std::getenv("GLIBC_TUNABLES");
     if (tun != nullptr && std::strstr(tun, "glibc.pthread.rseq=0") != nullptr) {
         EXPECT_EQ(name, "thread");
