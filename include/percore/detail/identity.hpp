@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "percore/arch/rseq.hpp"
+#include "percore/detail/thread_slot.hpp"
 
 namespace percore {
 
@@ -107,85 +108,6 @@ inline Identity& identity() {
 
 inline void set_scramble(bool on) noexcept {
     identity().scramble.store(on, std::memory_order_relaxed);
-}
-
-// ---- Thread slots: the identity of the thread backend. ---------------------
-//
-// Each live thread that asks gets the smallest free slot. The slot is the
-// thread's exclusive row in every Arena whose shard count exceeds it, so the
-// thread updates it with a plain load and store. When the thread exits the
-// slot goes back to the free list; the row keeps its values, and the next
-// owner continues from them, so an exiting thread's counts are never lost.
-// The mutex orders the hand-over: the old owner's last stores happen-before
-// the new owner's first load.
-
-// tl_slot holds slot + 1; 0 means "not asked yet", kRetired means the thread
-// is exiting and must use the shared row from now on.
-inline constexpr std::uint32_t kRetired = 0xffffffffu;
-inline thread_local std::uint32_t tl_slot = 0;
-// The byte offset of the thread's row (slot << kRowShift), or ~0 while it
-// has none: the fast path compares it with an Arena's row span directly.
-inline thread_local std::uint64_t tl_row_bytes = ~std::uint64_t{0};
-
-class ThreadSlots {
-public:
-    std::uint32_t claim() {
-        std::lock_guard lk(mu_);
-        for (std::uint32_t i = 0; i < used_.size(); ++i) {
-            if (!used_[i]) {
-                used_[i] = true;
-                return i;
-            }
-        }
-        used_.push_back(true);
-        return static_cast<std::uint32_t>(used_.size() - 1);
-    }
-    void release(std::uint32_t s) {
-        std::lock_guard lk(mu_);
-        used_[s] = false;
-    }
-    std::size_t live() {
-        std::lock_guard lk(mu_);
-        std::size_t n = 0;
-        for (bool b : used_) n += b;
-        return n;
-    }
-
-private:
-    std::mutex mu_;
-    std::vector<bool> used_;
-};
-
-inline ThreadSlots& thread_slots() {
-    // Never destroyed: threads may exit after static destructors ran.
-    static ThreadSlots* s = new ThreadSlots;
-    return *s;
-}
-
-// Gives the calling thread's slot back; its next update claims one again.
-inline void release_thread_slot() {
-    tl_row_bytes = ~std::uint64_t{0};
-    if (tl_slot != 0 && tl_slot != kRetired) thread_slots().release(tl_slot - 1);
-    tl_slot = 0;
-}
-
-struct SlotReturn {
-    ~SlotReturn() {
-        release_thread_slot();
-        tl_slot = kRetired;  // later updates (other TLS destructors) use the shared row
-    }
-};
-
-// Claims a slot for the calling thread (first use) and returns slot + 1, or
-// kRetired when the thread is past its thread_local destructors.
-[[gnu::noinline]] inline std::uint32_t claim_thread_slot() {
-    if (tl_slot == 0) {
-        static thread_local SlotReturn giver_back;  // constructed on first claim only
-        tl_slot = thread_slots().claim() + 1;
-        tl_row_bytes = std::uint64_t{tl_slot - 1} << arch::kRowShift;
-        (void)&giver_back;
-    }
-    return tl_slot;
 }
 
 // Cheap per-thread xorshift for scramble mode.
