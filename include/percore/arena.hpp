@@ -25,6 +25,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <new>
@@ -73,12 +74,21 @@ public:
     // the byte offset. Throws std::bad_alloc when a row is full.
     std::size_t allocate(std::size_t words, std::uint64_t init, std::size_t align = 8) {
         std::lock_guard lk(mu_);
-        std::size_t off;
-        auto it = free_.find(words);
-        if (it != free_.end() && !it->second.empty() && align == 8) {
-            off = it->second.back();
-            it->second.pop_back();
-        } else {
+        std::size_t off = 0;
+        bool reused = false;
+        if (auto it = free_.find(words); it != free_.end()) {
+            // Reuse a freed block of the same size if it is aligned enough.
+            auto& v = it->second;
+            for (auto f = v.rbegin(); f != v.rend(); ++f) {
+                if (*f % align == 0) {
+                    off = *f;
+                    v.erase(std::next(f).base());
+                    reused = true;
+                    break;
+                }
+            }
+        }
+        if (!reused) {
             off = (next_ + align - 1) & ~(align - 1);
             if (off + words * 8 > kRowBytes) throw std::bad_alloc();
             commit(off + words * 8);
