@@ -1,0 +1,247 @@
+// percore-bench: what each way of counting costs on this machine.
+//
+//   percore-bench ep        seed 001's benchmark: every statistics pattern,
+//                           1..N workers, cycles per counter update against
+//                           a run without statistics, lost updates, reader
+//                           snapshot cost, propagation delay; the published
+//                           figures printed beside ours; TBB peers.
+//   percore-bench scaling   shared atomic versus percore::Counter, ops/s and
+//                           scaling factor at 1, 2, 4, 8 threads, exact totals.
+// Both print tables, write CSV and draw an SVG chart.
+#include <CLI/CLI.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "bench/clock.hpp"
+#include "bench/ep.hpp"
+#include "bench/svg.hpp"
+#include "common/scaling.hpp"
+#include "percore/shard.hpp"
+
+namespace {
+
+using namespace percore::bench;
+
+// Seed 001's published table (../shared/reference/dpdk-stats-chapter-table.csv):
+// core cycles per counter update at 4 and 20 Cascade Lake Xeon workers
+// (2.3 GHz, turbo off) and 4 Raspberry Pi 4 (A72) workers.
+struct Published {
+    const char* pattern;
+    double xeon4, xeon20, a72_4;
+};
+const Published kPublished[] = {
+    {"shared no-sync", 27, 273, 26},  {"shared atomic", 56, 626, 85},    {"shared spinlock", 436, 8236, 36},
+    {"shared buffered", 18, 18, 24},  {"per-core", 5, 4, 4},              {"per-core spinlock", 7, 7, 4},
+    {"per-core seqcount", 4, 4, 8},
+};
+const Published* published(const std::string& p) {
+    for (const auto& x : kPublished)
+        if (p == x.pattern) return &x;
+    return nullptr;
+}
+
+std::string fmt(double v, const char* f = "%.2f") {
+    if (!std::isfinite(v)) return "-";
+    char b[32];
+    std::snprintf(b, sizeof b, f, v);
+    return b;
+}
+
+int run_ep_cmd(EpConfig c, bool oversubscribe, const std::string& csv, const std::string& svg) {
+    const int cpus = online_cpus();
+    if (c.workers.empty())
+        for (int w = 1; w <= cpus; ++w) c.workers.push_back(w);
+    if (oversubscribe) c.workers.push_back(2 * cpus);
+    const double ghz = tsc_ghz();
+    const double ratio = core_per_tsc();
+    const std::uint32_t iters = calibrate(c.work_cycles);
+    std::printf("percore-bench ep: %d CPUs online, shard backend %s, %zu shards\n", cpus, percore::backend_name(),
+                percore::max_shards());
+    std::printf("cycles are TSC cycles: TSC %.3f GHz; core clock estimated %.2f GHz (%.2f core cycles per TSC cycle)\n",
+                ghz, ghz * ratio, ratio);
+    std::printf("per packet: %.0f TSC cycles of domain logic (%u multiply-adds), 2 global + 2 flow counters, %zu flows,\n"
+                "flow-to-core affinity, 1 packet in %llu to another worker's flow; %llu packets/worker/phase,\n"
+                "%d repetitions (with/without statistics alternated), medians; write buffer capacity %u, soft %u,\n"
+                "hint_flush every %d packets x period %u\n\n",
+                c.work_cycles, iters, kFlows, static_cast<unsigned long long>(c.migrate_every),
+                static_cast<unsigned long long>(c.packets), c.reps, c.wb.capacity, c.wb.soft_threshold, c.batch,
+                c.wb.hint_period);
+
+    const auto rows = run_ep(c, iters, ghz);
+
+    std::printf("\nOverhead per counter update (TSC cycles; median of %d, [min .. max]); reader figures from a\n"
+                "concurrent reader thread (snapshot = all 2050 counters; delay = add until a reader sees it)\n\n",
+                c.reps);
+    std::printf("%-18s %3s %8s %18s %9s %8s %6s %11s %10s %10s %8s\n", "pattern", "W", "cyc/upd", "spread", "cyc/pkt",
+                "lost %", "exact", "snap cyc", "delay ns", "p90 ns", "retries");
+    std::printf("%s\n", std::string(120, '-').c_str());
+    for (const auto& r : rows) {
+        std::printf("%-18s %3d %8s %18s %9s %8s %6s %11s %10s %10s %8s\n", r.pattern.c_str(), r.workers,
+                    fmt(r.overhead).c_str(), ("[" + fmt(r.overhead_min) + " .. " + fmt(r.overhead_max) + "]").c_str(),
+                    fmt(r.cycles_per_packet, "%.0f").c_str(), fmt(r.lost_pct).c_str(), r.exact ? "yes" : "NO",
+                    fmt(r.snapshot_cycles, "%.0f").c_str(), fmt(r.delay_ns, "%.0f").c_str(),
+                    fmt(r.delay_p90_ns, "%.0f").c_str(), fmt(r.retries_per_read).c_str());
+    }
+
+    // Published beside ours.
+    std::vector<int> ws;
+    std::vector<std::string> pats;
+    std::map<std::pair<std::string, int>, double> ours;
+    for (const auto& r : rows) {
+        if (std::find(ws.begin(), ws.end(), r.workers) == ws.end()) ws.push_back(r.workers);
+        if (std::find(pats.begin(), pats.end(), r.pattern) == pats.end()) pats.push_back(r.pattern);
+        ours[{r.pattern, r.workers}] = r.overhead;
+    }
+    std::printf("\nBeside seed 001's table (published: core cycles; ours: TSC cycles, x%.2f for core cycles)\n\n", ratio);
+    std::printf("%-18s %9s %9s %9s |", "pattern", "Xeon 4W", "Xeon 20W", "A72 4W");
+    for (int w : ws) std::printf(" %8s", ("ours " + std::to_string(w) + "W").c_str());
+    std::printf("\n%s\n", std::string(50 + 9 * ws.size(), '-').c_str());
+    for (const auto& p : pats) {
+        const Published* pub = published(p);
+        std::printf("%-18s %9s %9s %9s |", p.c_str(), pub ? fmt(pub->xeon4, "%.0f").c_str() : "-",
+                    pub ? fmt(pub->xeon20, "%.0f").c_str() : "-", pub ? fmt(pub->a72_4, "%.0f").c_str() : "-");
+        for (int w : ws) {
+            auto it = ours.find({p, w});
+            std::printf(" %8s", it == ours.end() ? "-" : fmt(it->second).c_str());
+        }
+        std::printf("\n");
+    }
+
+    bool ok = true;
+    for (const auto& r : rows) ok = ok && (r.exact || r.pattern == "shared no-sync");
+    if (!csv.empty()) {
+        FILE* f = std::fopen(csv.c_str(), "w");
+        if (!f) {
+            std::fprintf(stderr, "percore-bench: cannot write %s\n", csv.c_str());
+            return 2;
+        }
+        std::fprintf(f,
+                     "pattern,workers,pinned,overhead_cycles,overhead_min,overhead_max,cycles_per_packet,"
+                     "baseline_cycles_per_packet,lost_pct,exact,snapshot_cycles,delay_ns,delay_p90_ns,retries_per_read,"
+                     "tsc_ghz,core_ghz_est\n");
+        for (const auto& r : rows)
+            std::fprintf(f, "%s,%d,%d,%.3f,%.3f,%.3f,%.1f,%.1f,%s,%d,%s,%s,%s,%s,%.3f,%.3f\n", r.pattern.c_str(), r.workers,
+                         r.pinned, r.overhead, r.overhead_min, r.overhead_max, r.cycles_per_packet, r.baseline_per_packet,
+                         std::isfinite(r.lost_pct) ? fmt(r.lost_pct, "%.3f").c_str() : "", r.exact,
+                         std::isfinite(r.snapshot_cycles) ? fmt(r.snapshot_cycles, "%.0f").c_str() : "",
+                         std::isfinite(r.delay_ns) ? fmt(r.delay_ns, "%.0f").c_str() : "",
+                         std::isfinite(r.delay_p90_ns) ? fmt(r.delay_p90_ns, "%.0f").c_str() : "",
+                         std::isfinite(r.retries_per_read) ? fmt(r.retries_per_read, "%.3f").c_str() : "", ghz,
+                         ghz * ratio);
+        std::fclose(f);
+        std::printf("\nwrote %s\n", csv.c_str());
+    }
+    if (!svg.empty()) {
+        std::vector<Series> series;
+        for (int w : ws) {
+            Series s{std::to_string(w) + " worker" + (w == 1 ? "" : "s"), {}};
+            for (const auto& p : pats) {
+                auto it = ours.find({p, w});
+                s.values.push_back(it == ours.end() ? NAN : it->second);
+            }
+            series.push_back(s);
+        }
+        if (write_bars(svg, "Overhead per counter update, EP benchmark (TSC cycles, log scale)", "TSC cycles per update",
+                       pats, series))
+            std::printf("wrote %s\n", svg.c_str());
+    }
+    if (!ok) std::fprintf(stderr, "percore-bench: a pattern that must be exact lost or invented updates\n");
+    return ok ? 0 : 1;
+}
+
+int run_scaling_cmd(const std::vector<int>& threads, std::uint64_t ops, int reps, const std::string& csv,
+                    const std::string& svg, bool quiet) {
+    std::printf("percore-bench scaling: %u CPUs online, shard backend %s; %llu adds per run, median of %d\n\n",
+                std::thread::hardware_concurrency(), percore::backend_name(), static_cast<unsigned long long>(ops), reps);
+    const auto rows = percore::tools::compare_scaling(threads, ops, reps, !quiet);
+    std::printf("\n%-20s %8s %15s %9s %8s  %s\n", "implementation", "threads", "ops/s", "scaling", "spread", "total");
+    std::printf("%s\n", std::string(78, '-').c_str());
+    bool exact = true;
+    for (const auto& r : rows) {
+        const bool ok = r.counted == r.expected;
+        exact = exact && ok;
+        std::printf("%-20s %8d %15.0f %8.2fx %7.0f%%  %llu %s\n", r.impl.c_str(), r.threads, r.ops_per_sec, r.scaling,
+                    r.spread * 100, static_cast<unsigned long long>(r.counted), ok ? "(exact)" : "(WRONG)");
+    }
+    if (!csv.empty()) {
+        FILE* f = std::fopen(csv.c_str(), "w");
+        if (!f) return 2;
+        std::fprintf(f, "implementation,threads,ops_per_sec,scaling,spread,expected,counted\n");
+        for (const auto& r : rows)
+            std::fprintf(f, "%s,%d,%.0f,%.4f,%.4f,%llu,%llu\n", r.impl.c_str(), r.threads, r.ops_per_sec, r.scaling, r.spread,
+                         static_cast<unsigned long long>(r.expected), static_cast<unsigned long long>(r.counted));
+        std::fclose(f);
+        std::printf("\nwrote %s\n", csv.c_str());
+    }
+    if (!svg.empty()) {
+        std::vector<double> xs;
+        std::vector<Series> series;
+        for (const auto& r : rows) {
+            auto it = std::find_if(series.begin(), series.end(), [&](const Series& s) { return s.name == r.impl; });
+            if (it == series.end()) {
+                series.push_back({r.impl, {}});
+                it = series.end() - 1;
+            }
+            it->values.push_back(r.ops_per_sec / 1e6);
+            if (std::find(xs.begin(), xs.end(), double(r.threads)) == xs.end()) xs.push_back(r.threads);
+        }
+        if (write_lines(svg, "One counter, every thread adding: shared atomic vs per-CPU", "threads", "million adds/s",
+                        xs, series))
+            std::printf("wrote %s\n", svg.c_str());
+    }
+    if (!exact) std::fprintf(stderr, "percore-bench: a total did not match what was added\n");
+    return exact ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"percore-bench: the cost of each way of counting, on this machine"};
+    app.require_subcommand(1);
+
+    EpConfig ep;
+    bool oversubscribe = false, no_pin = false, quiet = false;
+    std::string ep_csv = "percore-bench-ep.csv", ep_svg = "percore-bench-ep.svg";
+    auto* e = app.add_subcommand("ep", "seed 001's benchmark: every statistics pattern, cycles per counter update");
+    e->add_option("-w,--workers", ep.workers, "worker counts (default 1..online CPUs)");
+    e->add_flag("--oversubscribe", oversubscribe, "also run 2 x CPUs workers (unpinned)");
+    e->add_flag("--no-pin", no_pin, "do not pin workers to CPUs");
+    e->add_option("-n,--packets", ep.packets, "packets per worker per phase")->capture_default_str();
+    e->add_option("-r,--reps", ep.reps, "repetitions (median reported)")->capture_default_str()->check(CLI::Range(1, 1000));
+    e->add_option("--work-cycles", ep.work_cycles, "TSC cycles of domain logic per packet")->capture_default_str();
+    e->add_option("--migrate-every", ep.migrate_every, "one packet in N (power of two) goes to another worker's flow")
+        ->capture_default_str();
+    e->add_option("--batch", ep.batch, "packets per batch (hint_flush cadence)")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    e->add_option("--read-ms", ep.read_ms, "length of the concurrent-reader phase per point (0: skip)")->capture_default_str();
+    e->add_option("--wb-capacity", ep.wb.capacity, "write buffer entries per shard")->capture_default_str();
+    e->add_option("--wb-soft", ep.wb.soft_threshold, "write buffer soft flush threshold")->capture_default_str();
+    e->add_option("--wb-hint", ep.wb.hint_period, "hint_flush period (in batches)")->capture_default_str();
+    e->add_option("--only", ep.only, "run only these patterns (names as printed)");
+    e->add_option("--csv", ep_csv, "CSV output file ('' for none)")->capture_default_str();
+    e->add_option("--svg", ep_svg, "SVG chart file ('' for none)")->capture_default_str();
+    e->add_flag("-q,--quiet", quiet, "no progress lines");
+
+    std::vector<int> threads{1, 2, 4, 8};
+    std::uint64_t ops = 40'000'000;
+    int reps = 5;
+    std::string sc_csv = "percore-bench-scaling.csv", sc_svg = "percore-bench-scaling.svg";
+    auto* s = app.add_subcommand("scaling", "shared atomic vs percore::Counter: ops/s and scaling factor");
+    s->add_option("-t,--threads", threads, "thread counts")->capture_default_str();
+    s->add_option("-n,--ops", ops, "total adds per run, split across threads")->capture_default_str();
+    s->add_option("-r,--reps", reps, "repetitions (median reported)")->capture_default_str()->check(CLI::Range(1, 100));
+    s->add_option("--csv", sc_csv, "CSV output file ('' for none)")->capture_default_str();
+    s->add_option("--svg", sc_svg, "SVG chart file ('' for none)")->capture_default_str();
+    s->add_flag("-q,--quiet", quiet, "no progress lines");
+
+    CLI11_PARSE(app, argc, argv);
+    if (*e) {
+        ep.pin = !no_pin;
+        ep.progress = !quiet;
+        return run_ep_cmd(ep, oversubscribe, ep_csv, ep_svg);
+    }
+    return run_scaling_cmd(threads, ops, reps, sc_csv, sc_svg, quiet);
+}
