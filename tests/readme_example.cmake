@@ -1,22 +1,34 @@
-# Extracts the first ```cpp block of README.md, compiles it against the
-# source tree's headers and runs it; fails if the block is missing, does not
-# compile, or exits non-zero.
+# Compiles and runs every ```cpp block of README.md, each on its own, against
+# the source tree's headers; fails if there is none, or if any block does not
+# compile or exits non-zero.
+cmake_minimum_required(VERSION 3.25)
 file(READ ${README} text)
-string(REGEX MATCH "```cpp\n(.*)" rest "${text}")
-if(NOT rest)
+set(n 0)
+while(TRUE)
+  string(FIND "${text}" "```cpp\n" start)
+  if(start EQUAL -1)
+    break()
+  endif()
+  math(EXPR start "${start} + 7")
+  string(SUBSTRING "${text}" ${start} -1 text)
+  string(FIND "${text}" "```" end)
+  string(SUBSTRING "${text}" 0 ${end} code)
+  string(SUBSTRING "${text}" ${end} -1 text)
+  math(EXPR n "${n} + 1")
+  file(MAKE_DIRECTORY ${OUT})
+  file(WRITE ${OUT}/readme_${n}.cpp "${code}")
+  execute_process(COMMAND ${CXX} -std=c++20 -O2 -Wall -Werror -I${INCLUDE} ${OUT}/readme_${n}.cpp
+                          -o ${OUT}/readme_${n} -pthread
+                  RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "README example ${n} does not compile")
+  endif()
+  execute_process(COMMAND ${OUT}/readme_${n} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "README example ${n} exited with ${rc}")
+  endif()
+  message(STATUS "README example ${n}: compiled and ran")
+endwhile()
+if(n EQUAL 0)
   message(FATAL_ERROR "README.md has no ```cpp block")
-endif()
-string(FIND "${CMAKE_MATCH_1}" "```" end)
-string(SUBSTRING "${CMAKE_MATCH_1}" 0 ${end} code)
-file(MAKE_DIRECTORY ${OUT})
-file(WRITE ${OUT}/readme_example.cpp "${code}")
-execute_process(COMMAND ${CXX} -std=c++20 -O2 -Wall -Werror -I${INCLUDE} ${OUT}/readme_example.cpp
-                        -o ${OUT}/readme_example -pthread
-                RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "README example does not compile")
-endif()
-execute_process(COMMAND ${OUT}/readme_example RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "README example exited with ${rc}")
 endif()
