@@ -158,15 +158,7 @@ int run_scaling_cmd(const std::vector<int>& threads, std::uint64_t ops, int reps
     std::printf("percore-bench scaling: %u CPUs online, shard backend %s; %llu adds per run, median of %d\n\n",
                 std::thread::hardware_concurrency(), percore::backend_name(), static_cast<unsigned long long>(ops), reps);
     const auto rows = percore::tools::compare_scaling(threads, ops, reps, !quiet);
-    std::printf("\n%-20s %8s %15s %9s %8s  %s\n", "implementation", "threads", "ops/s", "scaling", "spread", "total");
-    std::printf("%s\n", std::string(78, '-').c_str());
-    bool exact = true;
-    for (const auto& r : rows) {
-        const bool ok = r.counted == r.expected;
-        exact = exact && ok;
-        std::printf("%-20s %8d %15.0f %8.2fx %7.0f%%  %llu %s\n", r.impl.c_str(), r.threads, r.ops_per_sec, r.scaling,
-                    r.spread * 100, static_cast<unsigned long long>(r.counted), ok ? "(exact)" : "(WRONG)");
-    }
+    const bool exact = percore::tools::print_scaling_table(rows);
     if (!csv.empty()) {
         FILE* f = std::fopen(csv.c_str(), "w");
         if (!f) return 2;

@@ -87,4 +87,18 @@ inline std::vector<ScalingRow> compare_scaling(const std::vector<int>& thread_co
     return rows;
 }
 
+// Prints the comparison as a table; returns whether every total was exact.
+inline bool print_scaling_table(const std::vector<ScalingRow>& rows) {
+    std::printf("\n%-20s %8s %15s %9s %8s  %s\n", "implementation", "threads", "ops/s", "scaling", "spread", "total");
+    std::printf("%s\n", std::string(78, '-').c_str());
+    bool exact = true;
+    for (const auto& r : rows) {
+        const bool ok = r.counted == r.expected;
+        exact = exact && ok;
+        std::printf("%-20s %8d %15.0f %8.2fx %7.0f%%  %llu %s\n", r.impl.c_str(), r.threads, r.ops_per_sec, r.scaling,
+                    r.spread * 100, static_cast<unsigned long long>(r.counted), ok ? "(exact)" : "(WRONG)");
+    }
+    return exact;
+}
+
 }  // namespace percore::tools

@@ -22,18 +22,10 @@ int main(int argc, char** argv) {
     std::printf("percore-demo: %u CPUs online, shard backend %s, %zu shards\n",
                 std::thread::hardware_concurrency(), percore::backend_name(), percore::max_shards());
     std::printf("%llu adds per run, median of %d runs\n\n", static_cast<unsigned long long>(ops), reps);
+    std::fflush(stdout);  // progress goes to stderr
     auto rows = percore::tools::compare_scaling(threads, ops, reps, true);
 
-    std::printf("\n%-20s %8s %15s %9s %8s  %s\n", "Implementation", "Threads", "Ops/sec", "Scaling", "Spread",
-                "Total");
-    std::printf("%s\n", std::string(78, '-').c_str());
-    bool exact = true;
-    for (const auto& r : rows) {
-        const bool ok = r.counted == r.expected;
-        exact = exact && ok;
-        std::printf("%-20s %8d %15.0f %8.2fx %7.0f%%  %llu %s\n", r.impl.c_str(), r.threads, r.ops_per_sec, r.scaling,
-                    r.spread * 100, static_cast<unsigned long long>(r.counted), ok ? "(exact)" : "(WRONG)");
-    }
+    const bool exact = percore::tools::print_scaling_table(rows);
     std::printf("\nper-CPU over shared at each thread count:");
     for (std::size_t i = 0; i + 1 < rows.size(); i += 2)
         std::printf("  %dT %.1fx", rows[i].threads, rows[i + 1].ops_per_sec / rows[i].ops_per_sec);
