@@ -53,16 +53,11 @@ public:
         return detail::sum(slots_.word0(f.word), slots_.shards()) - b;
     }
     S read() const noexcept {
-        Words<S> w;
-        for (std::size_t i = 0; i < w.size(); ++i) w[i] = read(Field<S>{static_cast<std::uint32_t>(i)});
-        return from_words<S>(w);
+        return gather<S>([&](std::size_t i) { return read(Field<S>{static_cast<std::uint32_t>(i)}); });
     }
     // Clears each counter by moving its offset; returns what was cleared.
     S reset() noexcept {
-        Words<S> w;
-        for (std::size_t i = 0; i < w.size(); ++i)
-            w[i] = detail::reset_by_offset(slots_.word0(i), slots_.shards(), base_[i]);
-        return from_words<S>(w);
+        return gather<S>([&](std::size_t i) { return detail::reset_by_offset(slots_.word0(i), slots_.shards(), base_[i]); });
     }
 
     struct Tx {

@@ -43,9 +43,7 @@ public:
     // reordered, which only matters for group consistency (not promised).
     std::uint64_t read(Field<S> f) const noexcept { return ref(f.word).load(std::memory_order_relaxed); }
     S read() const noexcept {
-        Words<S> w;
-        for (std::size_t i = 0; i < w.size(); ++i) w[i] = ref(i).load(std::memory_order_relaxed);
-        return from_words<S>(w);
+        return gather<S>([&](std::size_t i) { return ref(i).load(std::memory_order_relaxed); });
     }
 
     // Returns the counter's value and sets it to 0 in one atomic step: an
@@ -55,9 +53,7 @@ public:
     }
     // Read-and-reset of every counter, each exact, one after another.
     S reset() noexcept {
-        Words<S> w;
-        for (std::size_t i = 0; i < w.size(); ++i) w[i] = ref(i).exchange(0, std::memory_order_relaxed);
-        return from_words<S>(w);
+        return gather<S>([&](std::size_t i) { return ref(i).exchange(0, std::memory_order_relaxed); });
     }
 
     struct Tx {

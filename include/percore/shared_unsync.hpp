@@ -43,20 +43,17 @@ public:
         return std::atomic_ref<std::uint64_t>(words_[f.word]).load(std::memory_order_relaxed);
     }
     S read() const noexcept {
-        Words<S> w;
-        for (std::size_t i = 0; i < w.size(); ++i) w[i] = read(Field<S>{static_cast<std::uint32_t>(i)});
-        return from_words<S>(w);
+        return gather<S>([&](std::size_t i) { return read(Field<S>{static_cast<std::uint32_t>(i)}); });
     }
     // Returns the values and stores zeros; an add between the two is lost
     // (or survives the reset), like every other update of this pattern.
     S reset() noexcept {
-        Words<S> w;
-        for (std::size_t i = 0; i < w.size(); ++i) {
+        return gather<S>([&](std::size_t i) {
             std::atomic_ref<std::uint64_t> r(words_[i]);
-            w[i] = r.load(std::memory_order_relaxed);
+            const std::uint64_t v = r.load(std::memory_order_relaxed);
             r.store(0, std::memory_order_relaxed);
-        }
-        return from_words<S>(w);
+            return v;
+        });
     }
 
     struct Tx {

@@ -96,6 +96,13 @@ template <StatsLayout S>
 S from_words(const Words<S>& w) noexcept {
     return std::bit_cast<S>(w);
 }
+// An S whose word i is word(i), for every word in order.
+template <StatsLayout S, class F>
+S gather(F&& word) {
+    Words<S> w;
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = word(i);
+    return from_words<S>(w);
+}
 template <StatsLayout S>
 Words<S> to_words(const S& s) noexcept {
     return std::bit_cast<Words<S>>(s);
