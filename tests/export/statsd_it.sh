@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The reference statsd daemon (npm statsd@0.9.0) on loopback receives the
+# fixture's shutdown push, including a burst of 10,000 counters in one push;
+# every value must read back exactly through its management interface.
+# Usage: statsd_it.sh FIXTURE EXPOCHECK CACHE_DIR
+set -euo pipefail
+fixture=$1 cache=$3
+. "$(dirname "$0")/peers.sh"
+need_debs python3
+# Node may come from outside Debian (with its own npm); install Debian's only when absent.
+command -v node >/dev/null && command -v npm >/dev/null || need_debs nodejs npm
+if [ ! -f "$cache/statsd/node_modules/statsd/stats.js" ]; then
+  mkdir -p "$cache/statsd"
+  (cd "$cache/statsd" && timeout 180 npm install --silent --no-audit --no-fund statsd@0.9.0 >/dev/null)
+fi
+work=$(mktemp -d "${TMPDIR:-/tmp}/percore-statsd.XXXXXX")
+trap 'stop_started; rm -rf "$work"' EXIT
+
+uport=$(free_port)
+mport=$(free_port)
+cat > "$work/config.js" <<JS
+{ address: "127.0.0.1", port: $uport, mgmt_address: "127.0.0.1", mgmt_port: $mport,
+  flushInterval: 3600000, backends: [], deleteIdleStats: false }
+JS
+node "$cache/statsd/node_modules/statsd/stats.js" "$work/config.js" > "$work/statsd.log" 2>&1 &
+PIDS+=($!)
+mgmt() {  # one management command; prints the reply
+  python3 - "$mport" "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(sys.argv[2].encode() + b"\n")
+buf = b""
+while not buf.rstrip().endswith(b"END"):
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        break
+    buf += chunk
+s.sendall(b"quit\n")
+print(buf.decode())
+PY
+}
+wait_for 20 mgmt stats || { cat "$work/statsd.log"; exit 1; }
+
+"$fixture" --statsd-port "$uport" --burst 10000 < /dev/null > "$work/fixture.out"  # pushes at exit
+cat "$work/fixture.out"
+grep -q "errors=0 oversize=0" "$work/fixture.out"
+sleep 1  # let the daemon drain its socket
+
+mgmt counters > "$work/counters.txt"
+mgmt gauges > "$work/gauges.txt"
+python3 - "$work/counters.txt" "$work/gauges.txt" <<'PY'
+import re, sys
+def parse(path):
+    return {k: float(v) for k, v in re.findall(r"'([^']+)': (-?[0-9.e+-]+)", open(path).read())}
+c, g = parse(sys.argv[1]), parse(sys.argv[2])
+want_c = {"fixture.fixture_requests_total.get": 1234, "fixture.fixture_requests_total.post": 56,
+          "fixture.fixture_request_duration_seconds.count": 100,
+          "fixture.fixture_request_duration_seconds.sum": 0.00318, "statsd.bad_lines_seen": 0}
+want_g = {"fixture.fixture_queue_depth": -17, "fixture.fixture_temperature_celsius": 21.5,
+          "fixture.fixture_request_duration_seconds.p50": 2.007e-06,  # upper edge of 2000 ns bucket
+          "fixture.fixture_request_duration_seconds.max": 0.0003}
+fail = 0
+for want, got, kind in ((want_c, c, "counter"), (want_g, g, "gauge")):
+    for k, v in want.items():
+        ok = k in got and abs(got[k] - v) <= 1e-12 * max(1, abs(v))
+        print(("ok  " if ok else "FAIL"), kind, k, got.get(k), "want", v)
+        fail |= not ok
+burst = {k: v for k, v in c.items() if k.startswith("fixture.fixture_burst_total.")}
+exact = sum(1 for k, v in burst.items() if v == int(k.rsplit(".", 1)[1]) + 1)
+print("burst counters received:", len(burst), "exact:", exact)
+fail |= len(burst) != 10000 or exact != 10000
+sys.exit(1 if fail else 0)
+PY
