@@ -35,7 +35,9 @@ double run_adds(int threads, std::uint64_t per_thread, Add add) {
     std::atomic<bool> go{false};
     std::vector<std::thread> ts;
     for (int t = 0; t < threads; ++t)
-        ts.emplace_back([&] {
+        // `add` by value: each thread's copy can live in registers, as a
+        // real worker's handle to its counter would.
+        ts.emplace_back([&ready, &go, per_thread, add] {
             ready.fetch_add(1);
             while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
             for (std::uint64_t i = 0; i < per_thread; ++i) add();
