@@ -52,20 +52,22 @@ inline long owned_row(std::uint32_t shards) noexcept {
 // to the shared row, or it could race with them.
 inline std::size_t atomic_row(std::uint32_t shards, bool plain_writers) noexcept {
     Identity& id = g_identity;
-    if (id.mode.load(std::memory_order_relaxed) == Mode::thread) {
+    const Mode m = id.mode.load(std::memory_order_relaxed);
+    if (m == Mode::thread) {
         const long r = owned_row(shards);
         if (r >= 0) return static_cast<std::size_t>(r);
         if (plain_writers) return shards;
     } else if (plain_writers && arch::kHasRseqCommit) {
         return shards;
     }
-    if (id.scramble.load(std::memory_order_relaxed)) {
+    if (id.scramble.load(std::memory_order_relaxed)) [[unlikely]] {
         const std::uint64_t r = scramble_random();
         return (r & 1) ? 0 : (r >> 1) % (shards + 1);
     }
-    if (id.mode.load(std::memory_order_relaxed) == Mode::thread) return shards;
-    const int i = rseq_index(id);
-    return (i >= 0 && static_cast<std::uint32_t>(i) < shards) ? static_cast<std::size_t>(i) : shards;
+    if (m == Mode::thread) return shards;
+    const int i = m == Mode::rseq_mm_cid ? arch::rseq_index<arch::RseqField::mm_cid>(id.rseq_offset)
+                                         : arch::rseq_index<arch::RseqField::cpu_id>(id.rseq_offset);
+    return static_cast<std::uint32_t>(i) < shards ? static_cast<std::size_t>(i) : shards;  // -1 wraps
 }
 
 [[gnu::noinline]] inline void add_slow(std::uint64_t* word0, std::uint32_t shards, std::uint64_t n) noexcept {
