@@ -183,6 +183,13 @@ struct StatsdClient::Impl {
         return k;
     }
 
+    // Finishes "<key>:<value>" with its type, sample rate and tags, and
+    // queues it.
+    void sampled_line(std::string& line, std::string_view type, double rate, const Labels& labels) {
+        line += type;
+        tail(line, std::min(rate, 1.0), labels);
+        add(line, 1);
+    }
     void tail(std::string& line, double rate, const Labels& labels) const {
         if (rate < 1.0) {
             line += "|@";
@@ -309,19 +316,26 @@ struct StatsdClient::Impl {
 StatsdClient::StatsdClient(StatsdOptions opt) : impl_(std::make_unique<Impl>(std::move(opt))) {}
 StatsdClient::~StatsdClient() { flush(); }
 
+namespace {
+
+// Client-side sampling: keep a call with probability `rate` (the server
+// scales by 1/rate, announced in the line's |@rate).
+bool keep_sample(double rate) {
+    if (rate <= 0) return false;
+    if (rate >= 1.0) return true;
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0, 1)(rng) < rate;
+}
+
+}  // namespace
+
 void StatsdClient::count(std::string_view name, std::int64_t delta, double rate, const Labels& labels) {
-    if (rate <= 0) return;
-    if (rate < 1.0) {
-        thread_local std::minstd_rand rng{std::random_device{}()};
-        if (std::uniform_real_distribution<double>(0, 1)(rng) >= rate) return;
-    }
+    if (!keep_sample(rate)) return;
     std::lock_guard lk(impl_->mu);
     std::string line = impl_->key(name, labels);
     line += ':';
     put_int(line, delta);
-    line += "|c";
-    impl_->tail(line, std::min(rate, 1.0), labels);
-    impl_->add(line, 1);
+    impl_->sampled_line(line, "|c", rate, labels);
 }
 
 void StatsdClient::gauge(std::string_view name, double value, const Labels& labels) {
@@ -330,18 +344,12 @@ void StatsdClient::gauge(std::string_view name, double value, const Labels& labe
 }
 
 void StatsdClient::timing(std::string_view name, double ms, double rate, const Labels& labels) {
-    if (rate <= 0) return;
-    if (rate < 1.0) {
-        thread_local std::minstd_rand rng{std::random_device{}()};
-        if (std::uniform_real_distribution<double>(0, 1)(rng) >= rate) return;
-    }
+    if (!keep_sample(rate)) return;
     std::lock_guard lk(impl_->mu);
     std::string line = impl_->key(name, labels);
     line += ':';
     put_number(line, ms);
-    line += "|ms";
-    impl_->tail(line, std::min(rate, 1.0), labels);
-    impl_->add(line, 1);
+    impl_->sampled_line(line, "|ms", rate, labels);
 }
 
 void StatsdClient::flush() {
