@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -69,6 +70,26 @@ std::optional<std::size_t> parse_offset(std::string_view p) {
     return v;
 }
 
+// One page of series for /percore/list and /percore/all, starting at index
+// `from`. take(id, family, series, room) adds the entry and returns the bytes
+// it adds if that is at most `room` (the first entry is always taken, so a
+// page is never empty), else 0. Returns the index the next page starts at,
+// if the reply would otherwise pass max_len.
+template <class Take>
+std::optional<std::size_t> page_series(const Registry& reg, std::size_t from, std::size_t max_len, Take take) {
+    std::size_t i = 0, size = 64, taken = 0;
+    for (const auto& f : reg.collect())
+        for (const auto& s : f.series) {
+            if (i++ < from) continue;
+            const std::size_t room = taken == 0 ? SIZE_MAX : (max_len > size ? max_len - size : 0);
+            const std::size_t used = take(series_id(f.name, s.labels), f, s, room);
+            if (used == 0) return i - 1;
+            size += used;
+            ++taken;
+        }
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::string telemetry_runtime_dir() {
@@ -97,17 +118,13 @@ TelemetryProtocol::TelemetryProtocol(Registry& reg, TelemetryOptions opt) : reg_
             auto from = parse_offset(p);
             if (!from) return std::optional<std::string>();
             json names = json::array();
-            std::size_t i = 0, size = 64;
-            std::optional<std::size_t> next;
-            for (const auto& f : self->reg_.collect())
-                for (const auto& s : f.series) {
-                    if (i++ < *from) continue;
-                    if (next) continue;
-                    std::string id = series_id(f.name, s.labels);
-                    size += id.size() + 8;
-                    if (size > self->opt_.max_output_len && !names.empty()) { next = i - 1; continue; }
-                    names.push_back(std::move(id));
-                }
+            auto next = page_series(self->reg_, *from, self->opt_.max_output_len,
+                                    [&](std::string id, const auto&, const auto&, std::size_t room) -> std::size_t {
+                                        const std::size_t cost = id.size() + 8;
+                                        if (cost > room) return 0;
+                                        names.push_back(std::move(id));
+                                        return cost;
+                                    });
             return std::optional<std::string>(dump({{"series", names}, {"next", next ? json(*next) : json(nullptr)}}));
         }};
     commands_["/percore/all"] = {
@@ -116,18 +133,15 @@ TelemetryProtocol::TelemetryProtocol(Registry& reg, TelemetryOptions opt) : reg_
             auto from = parse_offset(p);
             if (!from) return std::optional<std::string>();
             json metrics = json::object();
-            std::size_t i = 0, size = 64;
-            std::optional<std::size_t> next;
-            for (const auto& f : self->reg_.collect())
-                for (const auto& s : f.series) {
-                    if (i++ < *from) continue;
-                    if (next) continue;
-                    std::string id = series_id(f.name, s.labels);
-                    json e = entry_json(f, s);
-                    size += id.size() * 2 + dump(e).size() + 8;  // ids may grow when escaped
-                    if (size > self->opt_.max_output_len && !metrics.empty()) { next = i - 1; continue; }
-                    metrics[id] = std::move(e);
-                }
+            auto next = page_series(self->reg_, *from, self->opt_.max_output_len,
+                                    [&](std::string id, const auto& f, const auto& s, std::size_t room) -> std::size_t {
+                                        json e = entry_json(f, s);
+                                        // ids may grow when escaped
+                                        const std::size_t cost = id.size() * 2 + dump(e).size() + 8;
+                                        if (cost > room) return 0;
+                                        metrics[id] = std::move(e);
+                                        return cost;
+                                    });
             return std::optional<std::string>(dump({{"metrics", metrics}, {"next", next ? json(*next) : json(nullptr)}}));
         }};
     commands_["/percore/get"] = {
