@@ -67,6 +67,24 @@ inline int rseq_index(long rseq_offset) noexcept {
       [cs] "i"(kRseqCs), [cpu] "i"(kRseqCpuId), [cid] "i"(static_cast<long>(RseqField::mm_cid))    \
     : "rax", "xmm15", "memory", "cc"
 
+// The body's first part: %rax = this CPU's row offset (index << kRowShift),
+// or leave to `no` if the index is out of range. With cpu_id one unsigned
+// compare also rejects cpu_id < 0 (not registered); with mm_cid the cpu_id
+// sign is tested first, since mm_cid is meaningless on such a thread.
+#define PERCORE_RSEQ_ROW_CPU_ID                 \
+    "movl %%fs:%c[cpu](%[r]), %%eax\n\t"        \
+    "cmpl %[rows], %%eax\n\t"                   \
+    "jae %l[no]\n\t"                            \
+    "shlq %[shift], %%rax\n\t"
+#define PERCORE_RSEQ_ROW_MM_CID                 \
+    "movl %%fs:%c[cpu](%[r]), %%eax\n\t"        \
+    "testl %%eax, %%eax\n\t"                    \
+    "js %l[no]\n\t"                             \
+    "movl %%fs:%c[cid](%[r]), %%eax\n\t"        \
+    "cmpl %[rows], %%eax\n\t"                   \
+    "jae %l[no]\n\t"                            \
+    "shlq %[shift], %%rax\n\t"
+
 template <RseqField F>
 inline bool rseq_add(long rseq_offset, std::uint64_t* word0, std::uint32_t rows, std::uint64_t n) noexcept {
     // `asm inline`: the section directives make the text long, but the code
@@ -75,25 +93,14 @@ inline bool rseq_add(long rseq_offset, std::uint64_t* word0, std::uint32_t rows,
     // memory operations (a release store after it, a thread exit), as a C++
     // relaxed atomic add would be.
     if constexpr (F == RseqField::cpu_id) {
-        asm inline goto(PERCORE_RSEQ_BEGIN
-                        "movl %%fs:%c[cpu](%[r]), %%eax\n\t"
-                        "cmpl %[rows], %%eax\n\t"      // unsigned: also rejects cpu_id < 0
-                        "jae %l[no]\n\t"
-                        "shlq %[shift], %%rax\n\t"
-                        "addq %[n], (%[w], %%rax)\n\t" // commit
+        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_CPU_ID
+                        "addq %[n], (%[w], %%rax)\n\t"  // commit
                         PERCORE_RSEQ_END
                         : PERCORE_RSEQ_OPERANDS
                         : no);
     } else {
-        asm inline goto(PERCORE_RSEQ_BEGIN
-                        "movl %%fs:%c[cpu](%[r]), %%eax\n\t"
-                        "testl %%eax, %%eax\n\t"       // cpu_id < 0: not registered
-                        "js %l[no]\n\t"
-                        "movl %%fs:%c[cid](%[r]), %%eax\n\t"
-                        "cmpl %[rows], %%eax\n\t"
-                        "jae %l[no]\n\t"
-                        "shlq %[shift], %%rax\n\t"
-                        "addq %[n], (%[w], %%rax)\n\t" // commit
+        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_MM_CID
+                        "addq %[n], (%[w], %%rax)\n\t"  // commit
                         PERCORE_RSEQ_END
                         : PERCORE_RSEQ_OPERANDS
                         : no);
@@ -126,25 +133,14 @@ using V2u64 = std::uint64_t __attribute__((vector_size(16)));
 template <RseqField F>
 inline bool rseq_add2(long rseq_offset, std::uint64_t* word0, std::uint32_t rows, V2u64 v) noexcept {
     if constexpr (F == RseqField::cpu_id) {
-        asm inline goto(PERCORE_RSEQ_BEGIN
-                        "movl %%fs:%c[cpu](%[r]), %%eax\n\t"
-                        "cmpl %[rows], %%eax\n\t"
-                        "jae %l[no]\n\t"
-                        "shlq %[shift], %%rax\n\t"
+        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_CPU_ID
                         "addq %[w], %%rax\n\t"
                         PERCORE_RSEQ_PAIR
                         PERCORE_RSEQ_END
                         : PERCORE_RSEQ_OPERANDS2
                         : no);
     } else {
-        asm inline goto(PERCORE_RSEQ_BEGIN
-                        "movl %%fs:%c[cpu](%[r]), %%eax\n\t"
-                        "testl %%eax, %%eax\n\t"
-                        "js %l[no]\n\t"
-                        "movl %%fs:%c[cid](%[r]), %%eax\n\t"
-                        "cmpl %[rows], %%eax\n\t"
-                        "jae %l[no]\n\t"
-                        "shlq %[shift], %%rax\n\t"
+        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_MM_CID
                         "addq %[w], %%rax\n\t"
                         PERCORE_RSEQ_PAIR
                         PERCORE_RSEQ_END
@@ -157,6 +153,8 @@ no:
 }
 
 #undef PERCORE_RSEQ_OPERANDS2
+#undef PERCORE_RSEQ_ROW_CPU_ID
+#undef PERCORE_RSEQ_ROW_MM_CID
 #undef PERCORE_RSEQ_PAIR
 #undef PERCORE_RSEQ_BEGIN
 #undef PERCORE_RSEQ_END
