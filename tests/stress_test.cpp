@@ -8,9 +8,11 @@
 #include <chrono>
 #include <random>
 #include <sched.h>
+#include <unistd.h>
 #include <thread>
 #include <vector>
 
+#include "percore/detail/thread_slot.hpp"
 #include "percore/percore.hpp"
 #include "stress_scale.hpp"
 
@@ -79,15 +81,42 @@ TEST(Stress, ThreadChurnKeepsEveryAdd) {
     EXPECT_EQ(c.value(), background + static_cast<std::uint64_t>(waves) * per_wave * adds);
 }
 
-// Detached-style churn: threads exit while a reader sums, and thread slots
-// are handed to new threads that keep counting in the same rows.
+// Thread churn in batches: 10,000 short-lived threads, 16 alive at a time,
+// each adding to a counter in its own Arena. Every add stays in the total;
+// in thread mode every exiting thread hands its slot back (the live count
+// returns to its baseline) and new threads reuse them, so the rows touched
+// stay bounded by the threads alive at once, not by the threads ever made.
 TEST(Stress, SlotsAreReusedAfterExit) {
-    percore::Counter c;
-    for (int round = 0; round < 50; ++round) {
-        std::thread t([&] { c.add(3); });
-        t.join();
+    percore::Arena arena;
+    percore::Counter c(arena);
+    const std::size_t baseline = percore::detail::thread_slots().live();
+    const int total = static_cast<int>(scaled(10000)), batch = 16;
+    std::atomic<std::size_t> peak_live{0};
+    for (int done = 0; done < total; done += batch) {
+        std::vector<std::thread> ts;
+        for (int t = 0; t < batch; ++t)
+            ts.emplace_back([&] {
+                c.add(3);
+                const std::size_t live = percore::detail::thread_slots().live();
+                std::size_t p = peak_live.load();
+                while (live > p && !peak_live.compare_exchange_weak(p, live)) {
+                }
+            });
+        for (auto& t : ts) t.join();
     }
-    EXPECT_EQ(c.value(), 150u);
+    const auto n = static_cast<std::uint64_t>((total + batch - 1) / batch * batch);
+    EXPECT_EQ(c.value(), 3 * n);
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    if (percore::backend() == percore::Backend::thread) {
+        // Slots are released at thread exit, before join() returns.
+        EXPECT_EQ(percore::detail::thread_slots().live(), baseline);
+        EXPECT_GT(peak_live.load(), baseline);  // the threads did take slots
+        EXPECT_LE(peak_live.load(), baseline + batch);
+        // One page per row ever touched: the batch's rows and the shared row.
+        EXPECT_LE(arena.resident_bytes(), (baseline + batch + 1) * page);
+    } else {
+        EXPECT_LE(arena.resident_bytes(), arena.rows() * page);
+    }
 }
 
 // Resets race with writers: the sum of everything the resets returned plus
@@ -188,26 +217,37 @@ TEST(Stress, ExtremesAndAtomicsUnderContention) {
     EXPECT_EQ(sa.sum(), static_cast<std::uint64_t>(threads * per));
 }
 
-// Threads pinned to each CPU in turn with sched_setaffinity while counting:
-// forced migrations in the middle of update loops.
+// Threads pinned to each allowed CPU in turn with sched_setaffinity while
+// counting: forced migrations in the middle of update loops.
 TEST(Stress, ForcedMigration) {
+    cpu_set_t allowed;
+    ASSERT_EQ(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+    std::vector<int> cpus;
+    for (int i = 0; i < CPU_SETSIZE; ++i)
+        if (CPU_ISSET(i, &allowed)) cpus.push_back(i);
+    if (cpus.size() < 2) GTEST_SKIP() << "needs two allowed CPUs";
     percore::Counter c;
-    const unsigned cpus = std::thread::hardware_concurrency();
     const std::uint64_t per = scaled(200000);
+    std::atomic<int> failures{0}, moves{0};
     std::vector<std::thread> ts;
     for (int t = 0; t < 4; ++t)
         ts.emplace_back([&, t] {
             for (std::uint64_t i = 0; i < per; ++i) {
-                if (i % 5000 == 0 && cpus > 1) {
+                if (i % 5000 == 0) {
                     cpu_set_t set;
                     CPU_ZERO(&set);
-                    CPU_SET(static_cast<int>((i / 5000 + t) % cpus), &set);
-                    sched_setaffinity(0, sizeof set, &set);
+                    CPU_SET(cpus[(i / 5000 + t) % cpus.size()], &set);
+                    if (sched_setaffinity(0, sizeof set, &set) == 0)
+                        moves.fetch_add(1);
+                    else
+                        failures.fetch_add(1);
                 }
                 c.inc();
             }
         });
     for (auto& t : ts) t.join();
+    EXPECT_EQ(failures.load(), 0) << "sched_setaffinity failed";
+    EXPECT_EQ(moves.load(), static_cast<int>(4 * ((per + 4999) / 5000)));
     EXPECT_EQ(c.value(), 4 * per);
 }
 

@@ -44,11 +44,12 @@ wait_for 20 mgmt stats || { cat "$work/statsd.log"; exit 1; }
 "$fixture" --statsd-port "$uport" --burst 10000 < /dev/null > "$work/fixture.out"  # pushes at exit
 cat "$work/fixture.out"
 grep -q "errors=0 oversize=0" "$work/fixture.out"
-sleep 1  # let the daemon drain its socket
-
-mgmt counters > "$work/counters.txt"
-mgmt gauges > "$work/gauges.txt"
-python3 - "$work/counters.txt" "$work/gauges.txt" <<'PY'
+# The daemon reads its socket at its own pace: poll its management interface
+# until every value is in (or 60 s pass), then report what it holds.
+check_values() {
+  mgmt counters > "$work/counters.txt"
+  mgmt gauges > "$work/gauges.txt"
+  python3 - "$work/counters.txt" "$work/gauges.txt" <<'PY'
 import re, sys
 def parse(path):
     return {k: float(v) for k, v in re.findall(r"'([^']+)': (-?[0-9.e+-]+)", open(path).read())}
@@ -71,3 +72,6 @@ print("burst counters received:", len(burst), "exact:", exact)
 fail |= len(burst) != 10000 or exact != 10000
 sys.exit(1 if fail else 0)
 PY
+}
+wait_for 60 check_values || true
+check_values

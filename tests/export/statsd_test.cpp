@@ -185,7 +185,11 @@ TEST(Statsd, UnreachableAndUnresolvableAreCountedNotFatal) {
     o.host = "no-such-host.invalid";
     o.interval = std::chrono::milliseconds(10);
     percore::StatsdReporter rep(reg, o);
-    for (int i = 0; i < 200 && rep.pushes() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // Wait for two interval pushes (each a failed lookup), however slow the
+    // resolver or the machine; the deadline only turns a hang into a failure.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (rep.pushes() < 2 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     rep.stop();
     EXPECT_GE(rep.pushes(), 3u);  // >= 2 on the interval, plus the one at stop
     EXPECT_GE(rep.stats().resolve_errors, 2u);
