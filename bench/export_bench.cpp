@@ -2,7 +2,7 @@
 // in both exposition formats, plus the collect step alone.
 #include <benchmark/benchmark.h>
 
-#include "percore/prometheus.hpp"
+#include "percore/export/prometheus.hpp"
 
 namespace {
 

@@ -2,10 +2,10 @@
 // 127.0.0.1 (any free port here), statsd pushes every second, and the
 // telemetry socket that percore-top and dpdk-telemetry.py read.
 #include <percore/histogram.hpp>
-#include <percore/prometheus.hpp>
-#include <percore/registry.hpp>
-#include <percore/statsd.hpp>
-#include <percore/telemetry.hpp>
+#include <percore/export/prometheus.hpp>
+#include <percore/export/registry.hpp>
+#include <percore/export/statsd.hpp>
+#include <percore/export/telemetry.hpp>
 
 #include <cstdio>
 #include <cstdlib>

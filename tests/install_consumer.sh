@@ -38,8 +38,8 @@ add_executable(exporter exporter.cpp)
 target_link_libraries(exporter PRIVATE percore::export)
 CM
 cat > "$work/consumer/exporter.cpp" <<'CPP'
-#include <percore/prometheus.hpp>
-#include <percore/registry.hpp>
+#include <percore/export/prometheus.hpp>
+#include <percore/export/registry.hpp>
 #include <cstdio>
 int main() {
     percore::Registry reg;

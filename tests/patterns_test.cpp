@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/shared_unsync.hpp"
 #include "percore/patterns.hpp"
 #include "stress_scale.hpp"
 
@@ -197,7 +198,7 @@ TEST(Seqcount, RetriesAreReported) {
 // Shared, unsynchronized: never more than was added, and (usually) less.
 // Loss is possible, not required: a run with no overlap is legal.
 TEST(SharedUnsync, CanLoseButNeverInvents) {
-    percore::SharedUnsync<Stats> p;
+    percore::bench::SharedUnsync<Stats> p;
     const int threads = 4;
     const std::uint64_t per = scaled(200000);
     std::vector<std::thread> ts;

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "percore/snapshot.hpp"
+#include "percore/patterns/snapshot_stats.hpp"
 #include "stress_scale.hpp"
 
 namespace {

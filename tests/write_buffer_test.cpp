@@ -14,7 +14,7 @@
 
 #include "percore/shard.hpp"
 #include "percore/spinlock.hpp"
-#include "percore/write_buffer.hpp"
+#include "percore/patterns/write_buffer.hpp"
 #include "stress_scale.hpp"
 
 namespace {

@@ -1,10 +1,11 @@
-// percore/patterns.hpp - the seven statistics patterns of seed 001, plus
-// cross-shard snapshots, for those who want one include. Each is a template
-// on the user's stats struct (stats_layout.hpp) with the same interface:
+// percore/patterns.hpp - the statistics synchronization patterns, for those
+// who want one include. They follow the "Statistics" chapter of the DPDK
+// Programmer's Guide (Mattias Roennblom, Ericsson, 2022), which compares the
+// ways a data plane can keep counters; each is a template on the user's
+// stats struct (patterns/stats_layout.hpp) with the same interface:
 // add(field, n), update([](auto& tx) { tx.add(field, n); ... }), read(),
 // read(field), reset(). Choose by cost and guarantee:
 //
-//   SharedUnsync     broken: loses updates under contention (for comparison)
 //   SharedAtomic     exact; one lock add per update; line ping-pong
 //   SharedLocked     exact, transactional; one lock per update; worst scaling
 //   BufferedStats    exact, transactional, shared memory; per-core buffers
@@ -13,16 +14,19 @@
 //   PerCoreSeqcount  exact; readers see whole group updates (retrying)
 //   PerCoreLocked    exact; per-row locks; readers never retry; reset in place
 //   SnapshotStats    exact; snapshots are cuts across all shards
+//
+// The chapter's seventh, a shared struct with no synchronization at all,
+// loses updates; percore-bench keeps it (tools/bench/shared_unsync.hpp) only
+// to measure what it loses.
 #pragma once
 
-#include "percore/buffered_stats.hpp"
-#include "percore/per_core_locked.hpp"
-#include "percore/per_core_stats.hpp"
-#include "percore/seqcount.hpp"
-#include "percore/shared_atomic.hpp"
-#include "percore/shared_locked.hpp"
-#include "percore/shared_unsync.hpp"
-#include "percore/snapshot.hpp"
+#include "percore/patterns/buffered_stats.hpp"
+#include "percore/patterns/per_core_locked.hpp"
+#include "percore/patterns/per_core_seqcount.hpp"
+#include "percore/patterns/per_core_stats.hpp"
+#include "percore/patterns/shared_atomic.hpp"
+#include "percore/patterns/shared_locked.hpp"
+#include "percore/patterns/snapshot_stats.hpp"
+#include "percore/patterns/stats_layout.hpp"
+#include "percore/patterns/write_buffer.hpp"
 #include "percore/spinlock.hpp"
-#include "percore/stats_layout.hpp"
-#include "percore/write_buffer.hpp"

@@ -19,37 +19,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <thread>
+
+#include "percore/detail/backoff.hpp"
 
 namespace percore {
-
-namespace detail {
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#endif
-}
-
-// Pause for the first spins, then give the CPU away: a holder that is not
-// running cannot release the lock however long we spin.
-class Backoff {
-public:
-    void pause() noexcept {
-        if (++spins_ < 128) {
-            cpu_relax();
-        } else {
-            std::this_thread::yield();
-        }
-    }
-
-private:
-    std::uint32_t spins_ = 0;
-};
-
-}  // namespace detail
 
 class Spinlock {
 public:

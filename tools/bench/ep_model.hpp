@@ -22,6 +22,7 @@
 
 #include "percore/counter.hpp"
 #include "percore/counter_group.hpp"
+#include "bench/shared_unsync.hpp"
 #include "percore/patterns.hpp"
 
 namespace percore::bench {

@@ -1,5 +1,5 @@
 // percore-top: a live view of a process's percore metrics over its
-// telemetry socket (the DPDK-telemetry-v2 protocol of percore/telemetry.hpp).
+// telemetry socket (the DPDK-telemetry-v2 protocol of percore/export/telemetry.hpp).
 // On a terminal it redraws a table every interval with values, rates and,
 // for histograms, p50/p99/max; keys n/v/r sort by name/value/rate, q quits.
 // Otherwise (or with --once) it prints one snapshot as text or JSON, with
@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "percore/telemetry.hpp"
+#include "percore/export/telemetry.hpp"
 
 namespace {
 

@@ -20,7 +20,7 @@
 
 #include "percore/detail/identity.hpp"
 #include "percore/detail/update.hpp"
-#include "percore/spinlock.hpp"
+#include "percore/detail/backoff.hpp"
 
 namespace percore::detail {
 

@@ -1,0 +1,242 @@
+// The telemetry protocol: request parsing, the built-in commands, JSON
+// replies with their size limit. No sockets here, so fuzzers can drive it.
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "percore/export/telemetry.hpp"
+
+namespace percore {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kMaxCmdLen = 56;  // DPDK's MAX_CMD_LEN
+
+bool valid_command(std::string_view cmd) {
+    if (cmd.empty() || cmd.size() > kMaxCmdLen || cmd[0] != '/') return false;
+    return std::all_of(cmd.begin(), cmd.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '/';
+    });
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json value_json(const MetricValue& v) {
+    if (auto u = std::get_if<std::uint64_t>(&v)) return *u;
+    if (auto i = std::get_if<std::int64_t>(&v)) return *i;
+    if (auto d = std::get_if<double>(&v)) return std::isfinite(*d) ? json(*d) : json(nullptr);
+    const auto& h = std::get<HistogramData>(v);
+    json o = {{"count", h.count}, {"sum", h.sum}};
+    o["min"] = h.count ? h.min : 0.0;
+    o["max"] = h.count ? h.max : 0.0;
+    o["mean"] = h.count ? h.sum / static_cast<double>(h.count) : 0.0;
+    auto pct = [&](double q) {
+        for (const auto& [pq, pv] : h.percentiles)
+            if (pq == q) return pv;
+        std::vector<HistogramData::Bucket> b = h.buckets;
+        if (b.empty() || b.back().cumulative_count < h.count)
+            b.push_back({std::numeric_limits<double>::infinity(), h.count});
+        return quantile_from_buckets(b, q, h.min, h.max);
+    };
+    o["p50"] = pct(0.5);
+    o["p90"] = pct(0.9);
+    o["p99"] = pct(0.99);
+    o["p999"] = pct(0.999);
+    return o;
+}
+
+json entry_json(const FamilySnapshot& f, const SeriesSnapshot& s) {
+    json e = {{"type", metric_type_name(f.type)}};
+    if (f.type == MetricType::histogram) {
+        const json summary = value_json(s.value);
+        for (auto& [k, v] : summary.items()) e[k] = v;
+    } else {
+        e["value"] = value_json(s.value);
+    }
+    return e;
+}
+
+std::optional<std::size_t> parse_offset(std::string_view p) {
+    if (p.empty()) return 0;
+    std::size_t v = 0;
+    auto r = std::from_chars(p.data(), p.data() + p.size(), v);
+    if (r.ec != std::errc() || r.ptr != p.data() + p.size()) return std::nullopt;
+    return v;
+}
+
+// One page of series for /percore/list and /percore/all, starting at index
+// `from`. take(id, family, series, room) adds the entry and returns the bytes
+// it adds if that is at most `room` (the first entry is always taken, so a
+// page is never empty), else 0. Returns the index the next page starts at,
+// if the reply would otherwise pass max_len.
+template <class Take>
+std::optional<std::size_t> page_series(const Registry& reg, std::size_t from, std::size_t max_len, Take take) {
+    std::size_t i = 0, size = 64, taken = 0;
+    for (const auto& f : reg.collect())
+        for (const auto& s : f.series) {
+            if (i++ < from) continue;
+            const std::size_t room = taken == 0 ? SIZE_MAX : (max_len > size ? max_len - size : 0);
+            const std::size_t used = take(series_id(f.name, s.labels), f, s, room);
+            if (used == 0) return i - 1;
+            size += used;
+            ++taken;
+        }
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::string telemetry_runtime_dir() {
+    if (const char* d = std::getenv("RUNTIME_DIRECTORY"); d && *d) return d;
+    if (geteuid() == 0) return "/var/run";
+    if (const char* d = std::getenv("XDG_RUNTIME_DIR"); d && *d) return d;
+    return "/tmp";
+}
+
+std::string telemetry_socket_path(std::string_view prefix) {
+    return telemetry_runtime_dir() + "/dpdk/" + std::string(prefix) + "/dpdk_telemetry.v2";
+}
+
+TelemetryProtocol::TelemetryProtocol(Registry& reg, TelemetryOptions opt) : reg_(reg), opt_(std::move(opt)) {
+    // Built-ins are handlers like any other, so /help and / cover them.
+    auto self = this;
+    commands_["/"] = {"Returns the list of available commands.", nullptr};
+    commands_["/info"] = {"Returns the server version, pid and max_output_len.", [self](std::string_view) {
+                              return std::optional<std::string>(dump(
+                                  {{"version", self->opt_.version}, {"pid", getpid()},
+                                   {"max_output_len", self->opt_.max_output_len}}));
+                          }};
+    commands_["/help"] = {"Returns help text for a command. Parameter: command name.", nullptr};
+    commands_["/percore/list"] = {
+        "Lists metric series. Parameter: first index (optional); 'next' pages on.", [self](std::string_view p) {
+            auto from = parse_offset(p);
+            if (!from) return std::optional<std::string>();
+            json names = json::array();
+            auto next = page_series(self->reg_, *from, self->opt_.max_output_len,
+                                    [&](std::string id, const auto&, const auto&, std::size_t room) -> std::size_t {
+                                        const std::size_t cost = id.size() + 8;
+                                        if (cost > room) return 0;
+                                        names.push_back(std::move(id));
+                                        return cost;
+                                    });
+            return std::optional<std::string>(dump({{"series", names}, {"next", next ? json(*next) : json(nullptr)}}));
+        }};
+    commands_["/percore/all"] = {
+        "Every series with its value. Parameter: first index (optional); 'next' pages on.",
+        [self](std::string_view p) {
+            auto from = parse_offset(p);
+            if (!from) return std::optional<std::string>();
+            json metrics = json::object();
+            auto next = page_series(self->reg_, *from, self->opt_.max_output_len,
+                                    [&](std::string id, const auto& f, const auto& s, std::size_t room) -> std::size_t {
+                                        json e = entry_json(f, s);
+                                        // ids may grow when escaped
+                                        const std::size_t cost = id.size() * 2 + dump(e).size() + 8;
+                                        if (cost > room) return 0;
+                                        metrics[id] = std::move(e);
+                                        return cost;
+                                    });
+            return std::optional<std::string>(dump({{"metrics", metrics}, {"next", next ? json(*next) : json(nullptr)}}));
+        }};
+    commands_["/percore/get"] = {
+        "One series with help, labels and per-shard values. Parameter: series, e.g. name{label=\"v\"}.",
+        [self](std::string_view p) {
+            auto fs = self->reg_.find(p);
+            if (!fs) return std::optional<std::string>();
+            const auto& s = fs->series.front();
+            json e = entry_json(*fs, s);
+            e["name"] = fs->name;
+            e["help"] = fs->help;
+            json labels = json::object();
+            for (const auto& [k, v] : s.labels) labels[k] = v;
+            e["labels"] = labels;
+            if (!s.shards.empty()) {
+                json shards = json::object();
+                for (std::size_t r = 0; r < s.shards.size(); ++r)
+                    if (s.shards[r] != 0) shards[r + 1 == s.shards.size() ? "shared" : std::to_string(r)] = s.shards[r];
+                e["shards"] = shards;
+            }
+            return std::optional<std::string>(dump(e));
+        }};
+    commands_["/percore/reset"] = {"Resets one series and returns what it cleared. Parameter: series.",
+                                   [self](std::string_view p) {
+                                       auto v = self->reg_.reset(p);
+                                       if (!v) return std::optional<std::string>();
+                                       return std::optional<std::string>(
+                                           dump({{"series", p}, {"cleared", value_json(*v)}}));
+                                   }};
+}
+
+void TelemetryProtocol::add_command(std::string_view cmd, std::string_view help, TelemetryHandler fn) {
+    if (!valid_command(cmd))
+        throw std::invalid_argument("telemetry command \"" + std::string(cmd.substr(0, 80)) +
+                                    "\" must be '/' then [A-Za-z0-9_/], at most 56 bytes");
+    if (!fn) throw std::invalid_argument("telemetry command \"" + std::string(cmd) + "\" has no handler");
+    std::lock_guard lk(mu_);
+    if (!commands_.emplace(std::string(cmd), Command{std::string(help), std::move(fn)}).second)
+        throw std::invalid_argument("telemetry command \"" + std::string(cmd) + "\" is already registered");
+}
+
+std::string TelemetryProtocol::greeting() const {
+    return dump({{"version", opt_.version}, {"pid", getpid()}, {"max_output_len", opt_.max_output_len}});
+}
+
+std::string TelemetryProtocol::reject(std::size_t bytes) const {
+    return dump({{"error", "request of " + std::to_string(bytes) + " bytes exceeds max_input_len " +
+                               std::to_string(opt_.max_input_len)}});
+}
+
+std::string TelemetryProtocol::reply(std::string_view request) const {
+    if (request.size() > opt_.max_input_len) return reject(request.size());
+    // DPDK clients may send a trailing newline; it is not part of the command.
+    while (!request.empty() && (request.back() == '\n' || request.back() == '\r')) request.remove_suffix(1);
+    const auto comma = request.find(',');
+    const std::string_view cmd = request.substr(0, comma);
+    const std::string_view param = comma == std::string_view::npos ? std::string_view{} : request.substr(comma + 1);
+    // A malformed command is echoed cut to a valid command's length, so the
+    // reply stays small whatever was sent (escaping can grow bytes 6x).
+    const json null_reply = {{std::string(cmd.substr(0, kMaxCmdLen + 8)), nullptr}};
+    if (!valid_command(cmd)) return dump(null_reply);
+
+    json data;
+    {
+        std::unique_lock lk(mu_);
+        auto it = commands_.find(cmd);
+        if (it == commands_.end()) return dump(null_reply);
+        if (cmd == "/") {
+            json names = json::array();
+            for (const auto& [name, c] : commands_) names.push_back(name);
+            data = names;  // std::map keeps them sorted
+        } else if (cmd == "/help") {
+            auto h = commands_.find(param);
+            if (param.empty() || h == commands_.end()) return dump(null_reply);
+            data = {{std::string(param), h->second.help}};
+        } else {
+            TelemetryHandler fn = it->second.fn;
+            lk.unlock();  // handlers may be slow or re-enter add_command
+            std::optional<std::string> text;
+            try {
+                text = fn(param);
+            } catch (...) {
+                return dump(null_reply);
+            }
+            if (!text) return dump(null_reply);
+            data = json::parse(*text, nullptr, false);
+            if (data.is_discarded()) return dump(null_reply);
+        }
+    }
+    std::string out = dump(json{{std::string(cmd), std::move(data)}});
+    if (out.size() > opt_.max_output_len)
+        return dump({{std::string(cmd),
+                      {{"error", "reply of " + std::to_string(out.size()) + " bytes exceeds max_output_len " +
+                                     std::to_string(opt_.max_output_len)}}}});
+    return out;
+}
+
+}  // namespace percore

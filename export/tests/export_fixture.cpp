@@ -1,0 +1,96 @@
+// A process with known metric values for the integration tests: serves
+// Prometheus and the telemetry socket, pushes to statsd at shutdown, and
+// runs until its standard input closes (or --seconds pass).
+#include <CLI/CLI.hpp>
+#include <poll.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "percore/export/prometheus.hpp"
+#include "percore/export/statsd.hpp"
+#include "percore/export/telemetry.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"export_fixture: known metrics for the exporter integration tests"};
+    int prom_port = -1, statsd_port = -1, burst = 0, seconds = 120;
+    std::string prefix, statsd_prefix = "fixture";
+    bool tags = false;
+    std::size_t pace = percore::StatsdOptions{}.burst;
+    long pause_us = percore::StatsdOptions{}.burst_pause.count();
+    app.add_option("--prom-port", prom_port, "serve Prometheus on 127.0.0.1:PORT (0: any)");
+    app.add_option("--telemetry-prefix", prefix, "serve the telemetry socket under this prefix");
+    app.add_option("--statsd-port", statsd_port, "push to statsd on 127.0.0.1:PORT at exit");
+    app.add_option("--statsd-prefix", statsd_prefix);
+    app.add_flag("--tags", tags, "DogStatsD tags instead of name segments");
+    app.add_option("--burst", burst, "extra counters fixture_burst_total{id=i} = i + 1");
+    app.add_option("--pace", pace, "statsd: datagrams per burst");
+    app.add_option("--pause-us", pause_us, "statsd: pause between bursts");
+    app.add_option("--seconds", seconds, "exit after this long at most");
+    CLI11_PARSE(app, argc, argv);
+
+    percore::Registry reg;
+    reg.counter("fixture_requests_total", "Requests by method.", {{"method", "get"}})->add(1234);
+    reg.counter("fixture_requests_total", "Requests by method.", {{"method", "post"}})->add(56);
+    reg.gauge("fixture_queue_depth", "Items waiting.")->set(-17);
+    reg.add_gauge("fixture_temperature_celsius", "A callback gauge.", {}, [] { return 21.5; });
+    auto h = reg.histogram("fixture_request_duration_seconds", "Request time.", {}, percore::HistogramLayout(),
+                           {1e-9, {}});
+    for (int i = 0; i < 90; ++i) h->record(std::uint64_t{2000});
+    for (int i = 0; i < 10; ++i) h->record(std::uint64_t{300000});
+    for (int i = 0; i < burst; ++i)
+        reg.counter("fixture_burst_total", "Burst.", {{"id", std::to_string(i)}})->add(static_cast<std::uint64_t>(i + 1));
+
+    std::unique_ptr<percore::PrometheusServer> prom;
+    std::unique_ptr<percore::TelemetryServer> tel;
+    std::unique_ptr<percore::StatsdReporter> statsd;
+    if (prom_port >= 0) prom = std::make_unique<percore::PrometheusServer>(reg, percore::PrometheusOptions{
+                                   .port = static_cast<std::uint16_t>(prom_port)});
+    if (!prefix.empty()) {
+        percore::TelemetryOptions o;
+        o.prefix = prefix;
+        tel = std::make_unique<percore::TelemetryServer>(reg, o);
+        tel->add_command("/fixture/echo", "Returns its parameter as a string.", [](std::string_view p) {
+            std::string out = "\"";
+            for (char c : p) {
+                if (c == '"' || c == '\\') out += '\\';
+                if (static_cast<unsigned char>(c) >= 0x20) out += c;
+            }
+            return std::optional<std::string>(out + "\"");
+        });
+    }
+    if (statsd_port >= 0) {
+        percore::StatsdOptions o;
+        o.port = static_cast<std::uint16_t>(statsd_port);
+        o.prefix = statsd_prefix;
+        o.tags = tags;
+        o.burst = pace;
+        o.burst_pause = std::chrono::microseconds(pause_us);
+        o.interval = std::chrono::hours(1);  // the test relies on the shutdown push
+        statsd = std::make_unique<percore::StatsdReporter>(reg, o);
+    }
+    std::printf("ready pid=%d prom_port=%d socket=%s\n", getpid(), prom ? prom->port() : -1,
+                tel ? tel->path().c_str() : "-");
+    std::fflush(stdout);
+
+    pollfd p{0, POLLIN, 0};
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+        if (poll(&p, 1, 200) > 0) {
+            char b[256];
+            if (read(0, b, sizeof b) <= 0) break;  // stdin closed: time to go
+        }
+    }
+    if (statsd) {
+        statsd->stop();
+        const auto st = statsd->stats();
+        std::printf("statsd lines=%llu datagrams=%llu errors=%llu oversize=%llu\n",
+                    static_cast<unsigned long long>(st.lines), static_cast<unsigned long long>(st.datagrams),
+                    static_cast<unsigned long long>(st.send_errors + st.resolve_errors),
+                    static_cast<unsigned long long>(st.oversize_lines));
+    }
+    return 0;
+}
