@@ -92,7 +92,8 @@ std::size_t resident_bytes() {
 // Flow i's key: scattered, as 5-tuple hashes are.
 std::uint64_t key_of(std::uint64_t i) { return percore::detail::mix64(i + 0x5eed); }
 
-// The baseline of seed 000's exercise: one map, one lock.
+// The baseline a per-CPU flow table is measured against (the "Per-CPU
+// Counter System" lab's first exercise): one map, one lock.
 class LockedMap {
 public:
     explicit LockedMap(std::size_t n) { map_.reserve(n); }

@@ -264,6 +264,36 @@ TEST(FlowTable, FiveTupleKeys) {
     EXPECT_FALSE(t.find(k).has_value());
 }
 
+// N = 1 and N = 3 take the unpaired add path of per_shard storage (pairs
+// of words commit together only when N is even) and odd-sized records in
+// the shared layout.
+template <percore::FlowLayout L, std::size_t N>
+void CountsNCounters() {
+    percore::FlowTable<std::uint64_t, L, N> t(64);
+    std::array<std::uint64_t, N> v{}, twice{}, thrice{};
+    for (std::size_t i = 0; i < N; ++i) v[i] = i + 1, twice[i] = 2 * (i + 1), thrice[i] = 3 * (i + 1);
+    t.add(5, v);
+    t.add(5, v);
+    t.add(6, v);
+    EXPECT_EQ(t.find(5), twice);
+    EXPECT_EQ(t.find(6), v);
+    EXPECT_TRUE(t.remove(5));
+    EXPECT_EQ(t.retained(), twice);
+    EXPECT_EQ(t.totals(), thrice);
+    t.expire_idle();
+    EXPECT_EQ(t.expire_idle(), 1u);
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(t.retained(), thrice);
+    EXPECT_EQ(t.totals(), thrice);
+}
+
+TEST(FlowTable, OddCounterCounts) {
+    CountsNCounters<percore::FlowLayout::shared, 1>();
+    CountsNCounters<percore::FlowLayout::shared, 3>();
+    CountsNCounters<percore::FlowLayout::per_shard, 1>();
+    CountsNCounters<percore::FlowLayout::per_shard, 3>();
+}
+
 TEST(FlowTable, RejectsBadSizes) {
     using Shared = percore::FlowTable<std::uint64_t>;
     using PerShard = percore::FlowTable<std::uint64_t, percore::FlowLayout::per_shard>;

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Builds and installs percore from SRC into a scratch prefix, then builds
-# tiny consumers against the installed copy: the header-only core with
-# find_package(percore CONFIG) and with pkg-config, and percore::export with
-# find_package. Nothing from the source tree is visible to the consumers.
+# Builds and installs percore from SRC into a non-default prefix, then builds
+# consumers against the installed copy only: the header-only core and
+# percore::export, each with find_package(percore CONFIG) and with
+# pkg-config. Then moves the whole prefix elsewhere and builds them all again
+# (the CMake package and the .pc files are relocatable). Finally, a consumer
+# compiled as C++17 must stop with percore's one-line "needs C++20" error.
+# Usage: install_consumer.sh SOURCE_DIR WORK_DIR
 set -euo pipefail
 src=$1
 work=$2
 rm -rf "$work"
 mkdir -p "$work"
-cmake -S "$src" -B "$work/build" -DPERCORE_BUILD_TESTS=OFF -DPERCORE_BUILD_BENCH=OFF \
-      -DPERCORE_BUILD_TOOLS=OFF -DCMAKE_INSTALL_PREFIX="$work/prefix" >/dev/null
+prefix="$work/opt/percore"
+cmake -S "$src" -B "$work/build" -G Ninja -DPERCORE_BUILD_TESTS=OFF -DPERCORE_BUILD_BENCH=OFF \
+      -DPERCORE_BUILD_TOOLS=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
 cmake --build "$work/build" -j "$(nproc)" >/dev/null
 cmake --install "$work/build" >/dev/null
 
@@ -28,15 +32,6 @@ int main() {
     return hits.value() == 2000 ? 0 : 1;
 }
 CPP
-cat > "$work/consumer/CMakeLists.txt" <<'CM'
-cmake_minimum_required(VERSION 3.25)
-project(consumer CXX)
-find_package(percore 0.1 CONFIG REQUIRED)
-add_executable(consumer main.cpp)
-target_link_libraries(consumer PRIVATE percore::percore)
-add_executable(exporter exporter.cpp)
-target_link_libraries(exporter PRIVATE percore::export)
-CM
 cat > "$work/consumer/exporter.cpp" <<'CPP'
 #include <percore/export/prometheus.hpp>
 #include <percore/export/registry.hpp>
@@ -45,17 +40,55 @@ int main() {
     percore::Registry reg;
     reg.counter("requests_total", "Requests served.")->add(3);
     std::string text = percore::render(reg, percore::ExpositionFormat::text);
-    std::fputs(text.c_str(), stdout);
     return text.find("requests_total 3") != std::string::npos ? 0 : 1;
 }
 CPP
-cmake -S "$work/consumer" -B "$work/consumer/build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
-cmake --build "$work/consumer/build" >/dev/null
-"$work/consumer/build/consumer"
-"$work/consumer/build/exporter" >/dev/null
+cat > "$work/consumer/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.25)
+project(consumer CXX)
+set(CMAKE_CXX_STANDARD 20)
+find_package(percore 0.1 CONFIG REQUIRED)
+add_executable(consumer main.cpp)
+target_link_libraries(consumer PRIVATE percore::percore)
+add_executable(exporter exporter.cpp)
+target_link_libraries(exporter PRIVATE percore::export)
+CM
 
-export PKG_CONFIG_PATH="$work/prefix/share/pkgconfig"
-# shellcheck disable=SC2046
-c++ "$work/consumer/main.cpp" -o "$work/consumer/pc" $(pkg-config --cflags --libs percore)
-"$work/consumer/pc"
-echo "install_consumer: find_package and pkg-config consumers OK"
+consume() {  # consume PREFIX TAG: every consumer against the install at PREFIX
+  local p=$1 tag=$2 out="$work/consumer/$2"
+  rm -rf "$out"
+  cmake -S "$work/consumer" -B "$out/cmake" -DCMAKE_PREFIX_PATH="$p" >/dev/null
+  cmake --build "$out/cmake" >/dev/null
+  "$out/cmake/consumer" >/dev/null
+  "$out/cmake/exporter"
+  local pcpath
+  pcpath="$p/share/pkgconfig:$(dirname "$(find "$p" -name percore-export.pc)")"
+  # The .pc files must not force a language standard on the consumer.
+  if PKG_CONFIG_PATH="$pcpath" pkg-config --cflags percore-export | grep -q -- '-std='; then
+    echo "percore .pc files force -std" >&2
+    return 1
+  fi
+  # shellcheck disable=SC2046
+  c++ -std=c++20 "$work/consumer/main.cpp" -o "$out/pc" $(PKG_CONFIG_PATH="$pcpath" pkg-config --cflags --libs percore)
+  "$out/pc" >/dev/null
+  # shellcheck disable=SC2046
+  c++ -std=c++20 "$work/consumer/exporter.cpp" -o "$out/pc-export" \
+    $(PKG_CONFIG_PATH="$pcpath" pkg-config --cflags --libs percore-export)
+  "$out/pc-export"
+  echo "install_consumer: $tag: find_package and pkg-config consumers (core and export) OK"
+}
+consume "$prefix" "installed at $prefix"
+moved="$work/moved/somewhere/else"
+mkdir -p "$(dirname "$moved")"
+mv "$prefix" "$moved"
+consume "$moved" "prefix moved to $moved"
+
+# Built as C++17: one clear error from percore, then the compiler stops.
+if c++ -std=c++17 -I"$moved/include" "$work/consumer/main.cpp" -o "$work/c17" 2>"$work/c17.err"; then
+  echo "a C++17 build of percore did not fail" >&2
+  exit 1
+fi
+grep -q "percore needs C++20" "$work/c17.err"
+errors=$(grep -c "error" "$work/c17.err")
+[ "$errors" -le 3 ] || { cat "$work/c17.err" >&2; echo "C++17 build: $errors error lines, want one clear message" >&2; exit 1; }
+echo "install_consumer: C++17 consumer stops with: $(grep -m1 -o 'percore needs C++20[^"]*' "$work/c17.err")"

@@ -31,7 +31,8 @@ const auto kGauge = percore::field(&Stats::gauge);
 percore::Field<Stats> flow_pkts(std::size_t f) { return percore::field(&Stats::flows, f, &Flow::pkts); }
 percore::Field<Stats> flow_bytes(std::size_t f) { return percore::field(&Stats::flows, f, &Flow::bytes); }
 
-// One "packet": the group of seed 001's benchmark plus the +5/-5 pair.
+// One "packet": the counter group of the DPDK Programmer's Guide "Statistics"
+// chapter's benchmark, plus the +5/-5 pair.
 template <class P>
 void packet(P& p, std::size_t flow, std::uint64_t len) {
     p.update([&](auto& tx) {

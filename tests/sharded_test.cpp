@@ -1,4 +1,5 @@
-// Sharded<T>: seed semantics (get_or_create, get, for_each, for_each_locked,
+// Sharded<T>: the semantics of the Go percpu.Sharded proposal
+// (golang.org/issue/18802) (get_or_create, get, for_each, for_each_locked,
 // set_max_shards, serialized creation, each index created at most once).
 #include <gtest/gtest.h>
 

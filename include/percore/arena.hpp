@@ -8,16 +8,21 @@
 // thread without rseq, scramble mode); it is only ever updated with atomic
 // read-modify-writes.
 //
-// Cost: address space is reserved (PROT_NONE) up front; memory is committed
-// per row as counters are created and only becomes resident on rows whose
-// shard actually writes. Memory is (rows x bytes of counters), independent of
-// the number of threads. Rows beyond 2 MiB are advised to use huge pages.
-// Creating counters never moves existing ones: rows only grow in place.
+// Cost: (shards + 2) x 64 MiB of address space is reserved up front, as one
+// mapping (MAP_NORESERVE: no commit charge, no RAM until touched); counters
+// are handed out of every row at once, and a page becomes resident only on
+// rows whose shard actually writes. Memory is (rows x bytes of counters),
+// independent of the number of threads. Rows beyond 2 MiB are advised to use
+// huge pages (Arenas of up to 1024 rows). Creating counters never moves
+// existing ones: rows only grow in place. At most 65536 shards (4 TiB of
+// address space); see docs/design.md for the address-space budget.
 //
 // The default Arena (default_arena()) serves every counter created without
 // one; more Arenas are for users who want separate shard bounds or memory
 // accounting. An Arena must outlive the counters placed in it.
 #pragma once
+
+#include "percore/detail/cxx20.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -30,6 +35,7 @@
 #include <mutex>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "percore/arch/rseq.hpp"
@@ -45,14 +51,24 @@ public:
     // shards than that fold the excess CPUs or threads onto the shared row
     // (atomic adds); more only cost address space.
     explicit Arena(std::size_t shards = 0) {
-        if (shards > (1u << 20)) throw std::invalid_argument("percore::Arena: too many shards");
+        if (shards > detail::kMaxShards)
+            throw std::invalid_argument("percore::Arena: more than 65536 shards (" + std::to_string(shards) + ")");
         // Identity first: updates read it, and they can only reach an Arena
         // that was constructed after it.
         const std::uint32_t bound = detail::identity().max_shards;
         shards_ = static_cast<std::uint32_t>(shards == 0 ? bound : shards);
         // Over-reserve one row so that row 0 starts 2 MiB-aligned (huge pages).
         const std::size_t span = (shards_ + 2) * kRowBytes;
-        void* p = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        // One writable, unaccounted mapping for all rows: pages cost memory
+        // only once touched, and the whole Arena is one kernel memory map
+        // however many rows it has (one mprotect per row would spend two of
+        // the process's vm.max_map_count maps per row, exhausting them at
+        // ~32k rows). Under strict overcommit MAP_NORESERVE is ignored and
+        // the span would be charged in full, so there rows are reserved
+        // PROT_NONE and committed by mprotect as they grow (commit()).
+        strict_ = detail::strict_overcommit();
+        void* p = mmap(nullptr, span, strict_ ? PROT_NONE : PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p == MAP_FAILED) throw std::bad_alloc();
         auto addr = reinterpret_cast<std::uintptr_t>(p);
         auto aligned = (addr + kHuge - 1) & ~(kHuge - 1);
@@ -96,8 +112,10 @@ public:
         }
         // No thread can be writing these words: they belong to no live
         // counter. Relaxed stores; the counter is published to other threads
-        // by whatever publishes the counter object itself.
-        for (std::size_t r = 0; r < rows(); ++r)
+        // by whatever publishes the counter object itself. Words never
+        // handed out before are still zero pages: writing a zero there would
+        // make a page resident in every row, written by a shard or not.
+        for (std::size_t r = 0; r < rows() && (reused || init != 0); ++r)
             for (std::size_t w = 0; w < words; ++w)
                 std::atomic_ref<std::uint64_t>(*word(r, off + w * 8)).store(init, std::memory_order_relaxed);
         live_words_ += words;
@@ -140,6 +158,7 @@ public:
 
 private:
     static constexpr std::size_t kHuge = std::size_t{2} << 20;
+    static constexpr std::size_t kHugeRowsMax = 1024;
 
     void commit(std::size_t upto) {
         if (upto <= committed_) return;
@@ -147,10 +166,14 @@ private:
         std::size_t want = committed_ == 0 ? 64 * 1024 : committed_;
         while (want < upto) want = want < kHuge ? want * 2 : want + kHuge;
         if (want > kRowBytes) want = kRowBytes;
-        for (std::size_t r = 0; r < rows(); ++r) {
+        // Huge pages split a row's map in two, so only Arenas with few rows
+        // (the CPU-sized ones this is for) ask for them.
+        const bool huge = want >= kHuge && rows() <= kHugeRowsMax;
+        for (std::size_t r = 0; r < rows() && (strict_ || huge); ++r) {
             std::byte* row = base_ + (r << arch::kRowShift);
-            if (mprotect(row + committed_, want - committed_, PROT_READ | PROT_WRITE) != 0) throw std::bad_alloc();
-            if (want >= kHuge) madvise(row, want, MADV_HUGEPAGE);
+            if (strict_ && mprotect(row + committed_, want - committed_, PROT_READ | PROT_WRITE) != 0)
+                throw std::bad_alloc();
+            if (huge) madvise(row, want, MADV_HUGEPAGE);
         }
         committed_ = want;
     }
@@ -162,6 +185,7 @@ private:
     mutable std::mutex mu_;
     std::byte* reserved_ = nullptr;
     std::size_t reserved_bytes_ = 0;
+    bool strict_ = false;
     std::size_t next_ = 0;
     std::size_t committed_ = 0;
     std::size_t live_words_ = 0;

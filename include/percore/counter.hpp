@@ -12,6 +12,8 @@
 //   uint64_t cleared = packets.reset(); // exact: no concurrent add is lost
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <atomic>
 #include <cstdint>
 

@@ -1,14 +1,20 @@
-// percore/counter_group.hpp - N related counters updated with one shard lookup.
+// percore/counter_group.hpp - N related counters, committed a pair at a time.
 //
 // A packet updates packets and bytes together; a flow updates its own pair.
-// CounterGroup<N> keeps the N words adjacent in each row (one cache line for
-// N <= 8) and add() finds the shard once for all of them: with thread slots,
-// one TLS load; with rseq, one index read, then N single-add restartable
-// sequences that commit only while the thread is still on that CPU (after a
-// migration, the remaining adds go to the shared row). Each add is exact;
-// the group is not a transaction: a reader may see packets before bytes.
-// (For consistent group snapshots use the seqcount patterns.)
+// CounterGroup<N> keeps the N words adjacent in each row (aligned to the
+// next power of two up to 64 bytes, so N <= 8 share one cache line) and
+// add() commits them two at a time: with rseq, each pair of adjacent words
+// is one restartable sequence (look up the shard, load both words, add in a
+// vector register, commit with one 16-byte store); with thread slots, one
+// TLS load finds the row and the pair is two plain adds. So an update costs
+// one shard lookup per pair of counters (ceil(N/2) lookups), not one per
+// counter, and an odd last counter is added alone. Each add is exact; a
+// pair lands whole on one row, but the group is not a transaction: a reader
+// may see the first pair of a group before the second. For consistent group
+// snapshots use the seqcount or snapshot patterns (percore/patterns.hpp).
 #pragma once
+
+#include "percore/detail/cxx20.hpp"
 
 #include <array>
 #include <atomic>

@@ -31,6 +31,8 @@
 //   s.percentile(99.9); s.mean(); s.cumulative();     // for an exporter
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -105,8 +107,10 @@ private:
 };
 
 // A non-empty bucket: every value in [lower, upper] recorded `count` times.
-// A statsd timer exporter sends `upper|ms|@(1/count)` per bucket (one line
-// standing for count samples).
+// Not for statsd timer lines (`upper|ms|@(1/count)`): statsd counts such a
+// line 1/rate times but puts its value into the percentiles once, and
+// percore's StatsdClient treats a rate as a sampling probability. Push
+// aggregates of since() instead (see percore/export/statsd.hpp).
 struct HistogramBucket {
     std::uint64_t lower;
     std::uint64_t upper;

@@ -5,6 +5,8 @@
 // it is, so steady-state updates stay read-only. value() scans every shard.
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <limits>

@@ -20,6 +20,8 @@
 // to measure what it loses.
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include "percore/patterns/buffered_stats.hpp"
 #include "percore/patterns/per_core_locked.hpp"
 #include "percore/patterns/per_core_seqcount.hpp"

@@ -1,6 +1,8 @@
 // percore/percore.hpp - everything in the core, for those who want one include.
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include "percore/arena.hpp"
 #include "percore/counter.hpp"
 #include "percore/counter_group.hpp"

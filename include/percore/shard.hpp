@@ -10,13 +10,17 @@
 // so it is a hint for placement, never a lock.
 //
 // The backend is chosen once per process, at the first use of percore:
-//   PERCORE_BACKEND=auto|rseq|rseq-cpu_id|thread   (default auto: rseq if
-//       glibc registered it, preferring mm_cid; a forced backend that is not
-//       available falls back to thread with one line on stderr)
-//   PERCORE_MAX_SHARDS=N    bound on indices (default: possible CPUs with
-//       rseq, 4 x CPUs (min 8) for thread slots)
+//   PERCORE_BACKEND=auto|rseq|rseq-mm_cid|rseq-cpu_id|thread   (the names
+//       backend_name() prints, plus rseq and auto; empty or unset is auto:
+//       rseq if glibc registered it, preferring mm_cid; a forced backend that
+//       is not available falls back with one line on stderr)
+//   PERCORE_MAX_SHARDS=N    bound on indices, 1..65536 (default: possible
+//       CPUs with rseq, 4 x CPUs (min 8) for thread slots; a larger value is
+//       lowered to 65536, a malformed one ignored, each with one line)
 //   PERCORE_SCRAMBLE=1      test mode, see set_scramble()
 #pragma once
+
+#include "percore/detail/cxx20.hpp"
 
 #include <cstddef>
 #include <cstdint>

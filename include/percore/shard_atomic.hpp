@@ -13,6 +13,8 @@
 // max(), min() or load(shard).
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <algorithm>

@@ -26,6 +26,8 @@
 // that assumes a stable mapping.
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <atomic>
 #include <cstddef>
 #include <memory>

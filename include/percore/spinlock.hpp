@@ -17,6 +17,8 @@
 // neither is a substitute for a mutex around long sections.
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <atomic>
 #include <cstdint>
 

@@ -54,6 +54,9 @@ inline constexpr long kRseqCs = 8;
 
 }  // namespace percore::arch
 
+// Test builds (PERCORE_RSEQ_INJECT) get numbered preemption points.
+#include "percore/arch/rseq_inject.hpp"
+
 #if defined(__x86_64__) && !defined(PERCORE_NO_RSEQ_ASM)
 #include "percore/arch/rseq_x86_64.hpp"
 #else

@@ -14,6 +14,18 @@
 // ABI requires) and handlers in __rseq_failure, as in the kernel selftests.
 // The cpu_id test also covers mm_cid: a thread whose registration failed
 // has cpu_id < 0 and must not trust any other field.
+//
+// PERCORE_RSEQ_HOOK(site, k) marks instruction boundary k of a sequence
+// (k = 1 before the first instruction after arming, up to k = N before the
+// commit). Natural preemption almost never lands on a chosen boundary, so a
+// test build (PERCORE_RSEQ_INJECT, arch/rseq_inject.hpp) turns each hook
+// into a loop-free check of a thread-local selector that, when it names the
+// point, makes a system call chosen by the test (a signal to the thread
+// itself aborts the sequence on the way back to user space), and the abort
+// handler counts its runs. The check leaves the flags alone (lea, jrcxz),
+// since some boundaries sit between a compare and its branch. In any other
+// build the hooks, their operands and clobbers expand to nothing, so the
+// generated code is byte-identical to code without them.
 #pragma once
 
 #include <cstddef>
@@ -35,6 +47,49 @@ inline int rseq_index(long rseq_offset) noexcept {
     return cpu < 0 ? -1 : idx;
 }
 
+#ifdef PERCORE_RSEQ_INJECT
+// Selected (point == id)? Then clear the selector, count, and make the
+// test's system call. The kernel preserves the flags and all registers but
+// %rax, %rcx and %r11 across it; %r10 carries %rax over.
+#define PERCORE_RSEQ_HOOK(site, k)                                  \
+    "movl %c[ipt](%[inj]), %%ecx\n\t"                               \
+    "leaq -(" #site " * 256 + " #k ")(%%rcx), %%rcx\n\t"           \
+    "jrcxz 5f\n\t"                                                  \
+    "jmp 6f\n\t"                                                    \
+    "5:\n\t"                                                        \
+    "movl $0, %c[ipt](%[inj])\n\t"                                  \
+    "movq %c[ifired](%[inj]), %%rcx\n\t"                            \
+    "leaq 1(%%rcx), %%rcx\n\t"                                      \
+    "movq %%rcx, %c[ifired](%[inj])\n\t"                            \
+    "movq %%rax, %%r10\n\t"                                         \
+    "movq %c[inr](%[inj]), %%rax\n\t"                               \
+    "movq %c[ia0](%[inj]), %%rdi\n\t"                               \
+    "movq %c[ia1](%[inj]), %%rsi\n\t"                               \
+    "movq %c[ia2](%[inj]), %%rdx\n\t"                               \
+    "syscall\n\t"                                                   \
+    "movq %%r10, %%rax\n\t"                                         \
+    "6:\n\t"
+#define PERCORE_RSEQ_ABORT_COUNT "incq %c[iab](%[inj])\n\t"
+#define PERCORE_RSEQ_INJECT_INPUTS                                                                        \
+    , [inj] "r"(&tl_rseq_inject), [ipt] "i"(offsetof(RseqInject, point)),                                \
+        [ifired] "i"(offsetof(RseqInject, fired)), [iab] "i"(offsetof(RseqInject, aborts)),             \
+        [inr] "i"(offsetof(RseqInject, nr)), [ia0] "i"(offsetof(RseqInject, a0)),                       \
+        [ia1] "i"(offsetof(RseqInject, a1)), [ia2] "i"(offsetof(RseqInject, a2))
+#define PERCORE_RSEQ_INJECT_CLOBBERS , "rcx", "rdx", "rsi", "rdi", "r10", "r11"
+
+// Hook points per sequence, for the tests: the row lookup has 4 (cpu_id) or
+// 7 (mm_cid), then add has 1 more, add2 has 4.
+template <RseqField F>
+inline constexpr std::uint32_t kRseqAddPoints = F == RseqField::cpu_id ? 5 : 8;
+template <RseqField F>
+inline constexpr std::uint32_t kRseqAdd2Points = F == RseqField::cpu_id ? 8 : 11;
+#else
+#define PERCORE_RSEQ_HOOK(site, k)
+#define PERCORE_RSEQ_ABORT_COUNT
+#define PERCORE_RSEQ_INJECT_INPUTS
+#define PERCORE_RSEQ_INJECT_CLOBBERS
+#endif
+
 // The descriptor (version 0, flags 0, start_ip = 1, post_commit_offset =
 // 2 - 1, abort_ip = 4) and the arming store; then the body; then the
 // signature and the abort handler, which restarts from arming.
@@ -55,34 +110,49 @@ inline int rseq_index(long rseq_offset) noexcept {
     ".byte 0x0f, 0xb9, 0x3d\n\t"                  \
     ".long 0x53053053\n\t"                        \
     "4:\n\t"                                      \
+    PERCORE_RSEQ_ABORT_COUNT                      \
     "jmp 0b\n\t"                                  \
     ".popsection\n\t"
 #define PERCORE_RSEQ_OPERANDS                                                                      \
     : [r] "r"(rseq_offset), [w] "r"(word0), [rows] "r"(rows), [n] "r"(n), [shift] "i"(kRowShift), \
       [cs] "i"(kRseqCs), [cpu] "i"(kRseqCpuId), [cid] "i"(static_cast<long>(RseqField::mm_cid))    \
-    : "rax", "memory", "cc"
+      PERCORE_RSEQ_INJECT_INPUTS                                                                    \
+    : "rax", "memory", "cc" PERCORE_RSEQ_INJECT_CLOBBERS
 
 #define PERCORE_RSEQ_OPERANDS2                                                                     \
     : [r] "r"(rseq_offset), [w] "r"(word0), [rows] "r"(rows), [v] "x"(v), [shift] "i"(kRowShift), \
       [cs] "i"(kRseqCs), [cpu] "i"(kRseqCpuId), [cid] "i"(static_cast<long>(RseqField::mm_cid))    \
-    : "rax", "xmm15", "memory", "cc"
+      PERCORE_RSEQ_INJECT_INPUTS                                                                    \
+    : "rax", "xmm15", "memory", "cc" PERCORE_RSEQ_INJECT_CLOBBERS
 
 // The body's first part: %rax = this CPU's row offset (index << kRowShift),
 // or leave to `no` if the index is out of range. With cpu_id one unsigned
 // compare also rejects cpu_id < 0 (not registered); with mm_cid the cpu_id
 // sign is tested first, since mm_cid is meaningless on such a thread.
-#define PERCORE_RSEQ_ROW_CPU_ID                 \
+// Its boundaries are hook points 1..4 (cpu_id) or 1..7 (mm_cid).
+#define PERCORE_RSEQ_ROW_CPU_ID(s)              \
+    PERCORE_RSEQ_HOOK(s, 1)                     \
     "movl %%fs:%c[cpu](%[r]), %%eax\n\t"        \
+    PERCORE_RSEQ_HOOK(s, 2)                     \
     "cmpl %[rows], %%eax\n\t"                   \
+    PERCORE_RSEQ_HOOK(s, 3)                     \
     "jae %l[no]\n\t"                            \
+    PERCORE_RSEQ_HOOK(s, 4)                     \
     "shlq %[shift], %%rax\n\t"
-#define PERCORE_RSEQ_ROW_MM_CID                 \
+#define PERCORE_RSEQ_ROW_MM_CID(s)              \
+    PERCORE_RSEQ_HOOK(s, 1)                     \
     "movl %%fs:%c[cpu](%[r]), %%eax\n\t"        \
+    PERCORE_RSEQ_HOOK(s, 2)                     \
     "testl %%eax, %%eax\n\t"                    \
+    PERCORE_RSEQ_HOOK(s, 3)                     \
     "js %l[no]\n\t"                             \
+    PERCORE_RSEQ_HOOK(s, 4)                     \
     "movl %%fs:%c[cid](%[r]), %%eax\n\t"        \
+    PERCORE_RSEQ_HOOK(s, 5)                     \
     "cmpl %[rows], %%eax\n\t"                   \
+    PERCORE_RSEQ_HOOK(s, 6)                     \
     "jae %l[no]\n\t"                            \
+    PERCORE_RSEQ_HOOK(s, 7)                     \
     "shlq %[shift], %%rax\n\t"
 
 template <RseqField F>
@@ -93,13 +163,15 @@ inline bool rseq_add(long rseq_offset, std::uint64_t* word0, std::uint32_t rows,
     // memory operations (a release store after it, a thread exit), as a C++
     // relaxed atomic add would be.
     if constexpr (F == RseqField::cpu_id) {
-        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_CPU_ID
+        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_CPU_ID(1)
+                        PERCORE_RSEQ_HOOK(1, 5)
                         "addq %[n], (%[w], %%rax)\n\t"  // commit
                         PERCORE_RSEQ_END
                         : PERCORE_RSEQ_OPERANDS
                         : no);
     } else {
-        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_MM_CID
+        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_MM_CID(1)
+                        PERCORE_RSEQ_HOOK(1, 8)
                         "addq %[n], (%[w], %%rax)\n\t"  // commit
                         PERCORE_RSEQ_END
                         : PERCORE_RSEQ_OPERANDS
@@ -118,31 +190,40 @@ no:
 // a torn word. This is what lets a CounterGroup<2> pay for one lookup.
 // With AVX enabled the VEX forms avoid SSE/AVX transition penalties.
 using V2u64 = std::uint64_t __attribute__((vector_size(16)));
+// Hook points k, k+1 and k+2.
 #ifdef __AVX__
-#define PERCORE_RSEQ_PAIR                       \
+#define PERCORE_RSEQ_PAIR(s, k)                 \
+    PERCORE_RSEQ_HOOK(s, k)                     \
     "vmovdqa (%%rax), %%xmm15\n\t"              \
+    PERCORE_RSEQ_HOOK(s, k + 1)                 \
     "vpaddq %[v], %%xmm15, %%xmm15\n\t"         \
+    PERCORE_RSEQ_HOOK(s, k + 2)                 \
     "vmovdqa %%xmm15, (%%rax)\n\t" /* commit */
 #else
-#define PERCORE_RSEQ_PAIR                       \
+#define PERCORE_RSEQ_PAIR(s, k)                 \
+    PERCORE_RSEQ_HOOK(s, k)                     \
     "movdqa (%%rax), %%xmm15\n\t"               \
+    PERCORE_RSEQ_HOOK(s, k + 1)                 \
     "paddq %[v], %%xmm15\n\t"                   \
+    PERCORE_RSEQ_HOOK(s, k + 2)                 \
     "movdqa %%xmm15, (%%rax)\n\t" /* commit */
 #endif
 
 template <RseqField F>
 inline bool rseq_add2(long rseq_offset, std::uint64_t* word0, std::uint32_t rows, V2u64 v) noexcept {
     if constexpr (F == RseqField::cpu_id) {
-        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_CPU_ID
+        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_CPU_ID(2)
+                        PERCORE_RSEQ_HOOK(2, 5)
                         "addq %[w], %%rax\n\t"
-                        PERCORE_RSEQ_PAIR
+                        PERCORE_RSEQ_PAIR(2, 6)
                         PERCORE_RSEQ_END
                         : PERCORE_RSEQ_OPERANDS2
                         : no);
     } else {
-        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_MM_CID
+        asm inline goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_MM_CID(2)
+                        PERCORE_RSEQ_HOOK(2, 8)
                         "addq %[w], %%rax\n\t"
-                        PERCORE_RSEQ_PAIR
+                        PERCORE_RSEQ_PAIR(2, 9)
                         PERCORE_RSEQ_END
                         : PERCORE_RSEQ_OPERANDS2
                         : no);
@@ -153,6 +234,10 @@ no:
 }
 
 #undef PERCORE_RSEQ_OPERANDS2
+#undef PERCORE_RSEQ_HOOK
+#undef PERCORE_RSEQ_ABORT_COUNT
+#undef PERCORE_RSEQ_INJECT_INPUTS
+#undef PERCORE_RSEQ_INJECT_CLOBBERS
 #undef PERCORE_RSEQ_ROW_CPU_ID
 #undef PERCORE_RSEQ_ROW_MM_CID
 #undef PERCORE_RSEQ_PAIR

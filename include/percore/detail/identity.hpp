@@ -14,6 +14,7 @@
 #include <sys/sysinfo.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -56,23 +57,81 @@ inline const char* backend_name(Backend b) noexcept {
     return "?";
 }
 
-inline std::uint32_t env_u32(const char* name, std::uint32_t dflt) {
-    const char* v = std::getenv(name);
+// vm.overcommit_memory = 2: the kernel charges every writable private
+// mapping, MAP_NORESERVE or not, against its commit limit.
+inline bool strict_overcommit() {
+    static const bool strict = [] {
+        int mode = 0;
+        if (std::FILE* f = std::fopen("/proc/sys/vm/overcommit_memory", "r")) {
+            if (std::fscanf(f, "%d", &mode) != 1) mode = 0;
+            std::fclose(f);
+        }
+        return mode == 2;
+    }();
+    return strict;
+}
+
+// The most shards an Arena may have. Each Arena reserves (shards + 2) x 64
+// MiB of address space; at 65536 that is 4 TiB, so a process still fits
+// dozens of Arenas in x86-64's 128 TiB of user address space.
+inline constexpr std::uint32_t kMaxShards = 65536;
+
+// Under strict overcommit (vm.overcommit_memory = 2) an Arena commits each
+// row with mprotect, which costs two kernel memory maps per row; the
+// process has vm.max_map_count of them in all. Keep one Arena at an eighth.
+inline std::uint32_t map_budget_shards() {
+    if (!strict_overcommit()) return kMaxShards;
+    long maps = 65530;  // the kernel's default
+    if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+        if (std::fscanf(f, "%ld", &maps) != 1) maps = 65530;
+        std::fclose(f);
+    }
+    const long n = maps / 16;
+    return n < 8 ? 8 : (n > long{kMaxShards} ? kMaxShards : static_cast<std::uint32_t>(n));
+}
+
+// PERCORE_MAX_SHARDS: an integer in 1..65536. Anything else gets one line on
+// stderr and the default; a value this machine cannot map (strict
+// overcommit) is lowered, with one line, never fatal.
+inline std::uint32_t env_max_shards(std::uint32_t dflt) {
+    const std::uint32_t budget = map_budget_shards();
+    if (dflt > budget) dflt = budget;
+    const char* v = std::getenv("PERCORE_MAX_SHARDS");
     if (v == nullptr || *v == '\0') return dflt;
     char* end = nullptr;
-    unsigned long x = std::strtoul(v, &end, 10);
-    if (*end != '\0' || x == 0 || x > (1u << 20)) {
-        std::fprintf(stderr, "percore: ignoring %s=%s (want an integer in 1..1048576)\n", name, v);
+    errno = 0;
+    const unsigned long long x = std::strtoull(v, &end, 10);
+    if (*end != '\0' || x == 0 || errno == ERANGE || v[0] == '-' || v[0] == '+' || v[0] == ' ') {
+        std::fprintf(stderr, "percore: ignoring PERCORE_MAX_SHARDS=%s (want an integer in 1..%u); using %u\n", v,
+                     kMaxShards, dflt);
         return dflt;
+    }
+    if (x > kMaxShards) {
+        const std::uint32_t use = budget < kMaxShards ? budget : kMaxShards;
+        std::fprintf(stderr, "percore: PERCORE_MAX_SHARDS=%s is above %u; using %u\n", v, kMaxShards, use);
+        return use;
+    }
+    if (x > budget) {
+        std::fprintf(stderr,
+                     "percore: PERCORE_MAX_SHARDS=%s needs more memory maps than vm.max_map_count allows under "
+                     "strict overcommit; using %u\n",
+                     v, budget);
+        return budget;
     }
     return static_cast<std::uint32_t>(x);
 }
 
 inline void init_identity(Identity& id) {
     const std::uint32_t cpus = static_cast<std::uint32_t>(get_nprocs_conf() > 0 ? get_nprocs_conf() : 1);
-    std::string_view want = std::getenv("PERCORE_BACKEND") ? std::getenv("PERCORE_BACKEND") : "auto";
-    if (want != "auto" && want != "rseq" && want != "rseq-cpu_id" && want != "thread") {
-        std::fprintf(stderr, "percore: unknown PERCORE_BACKEND=%.*s, using auto\n", int(want.size()), want.data());
+    // PERCORE_BACKEND takes the names backend_name() prints, plus "rseq" (the
+    // best rseq index) and "auto"; empty means auto.
+    const char* env = std::getenv("PERCORE_BACKEND");
+    std::string_view want = env != nullptr && *env != '\0' ? env : "auto";
+    if (want != "auto" && want != "rseq" && want != "rseq-mm_cid" && want != "rseq-cpu_id" && want != "thread") {
+        std::fprintf(stderr,
+                     "percore: unknown PERCORE_BACKEND=%.*s (want auto, rseq, rseq-mm_cid, rseq-cpu_id or thread); "
+                     "using auto\n",
+                     int(want.size()), want.data());
         want = "auto";
     }
     // glibc sets __rseq_size to 0 when it did not register (old kernel,
@@ -81,20 +140,22 @@ inline void init_identity(Identity& id) {
     // mm_cid sits at offset 24; the kernel fills it when its feature size
     // (AT_RSEQ_FEATURE_SIZE, 27) covers it.
     const bool have_cid = have_rseq && getauxval(27) >= 28;
-    if ((want == "rseq" || want == "rseq-cpu_id") && !have_rseq) {
+    if (want.starts_with("rseq") && !have_rseq) {
         std::fprintf(stderr, "percore: PERCORE_BACKEND=%.*s but rseq is not registered; using thread\n",
                      int(want.size()), want.data());
+    } else if (want == "rseq-mm_cid" && !have_cid) {
+        std::fprintf(stderr, "percore: PERCORE_BACKEND=rseq-mm_cid but this kernel has no mm_cid; using rseq-cpu_id\n");
     }
     if (want != "thread" && have_rseq) {
         id.backend = (have_cid && want != "rseq-cpu_id") ? Backend::rseq_mm_cid : Backend::rseq_cpu_id;
         id.mode.store(id.backend == Backend::rseq_mm_cid ? Mode::rseq_mm_cid : Mode::rseq_cpu_id,
                       std::memory_order_relaxed);
         id.rseq_offset = __rseq_offset;
-        id.max_shards = env_u32("PERCORE_MAX_SHARDS", cpus);
+        id.max_shards = env_max_shards(cpus);
     } else {
         id.backend = Backend::thread;
         id.mode.store(Mode::thread, std::memory_order_relaxed);
-        id.max_shards = env_u32("PERCORE_MAX_SHARDS", cpus * 4 < 8 ? 8 : cpus * 4);
+        id.max_shards = env_max_shards(cpus * 4 < 8 ? 8 : cpus * 4);
     }
     const char* scr = std::getenv("PERCORE_SCRAMBLE");
     id.scramble.store(scr != nullptr && *scr != '\0' && *scr != '0', std::memory_order_relaxed);
@@ -110,10 +171,13 @@ inline void set_scramble(bool on) noexcept {
     identity().scramble.store(on, std::memory_order_relaxed);
 }
 
-// Cheap per-thread xorshift for scramble mode.
+// Cheap per-thread xorshift for scramble mode. Constant-initialized and
+// seeded on first use, so no guard variable (which would not be
+// initial-exec) sits on the update path.
 inline std::uint64_t scramble_random() noexcept {
-    static thread_local std::uint64_t x =
-        0x9e3779b97f4a7c15ull ^ reinterpret_cast<std::uintptr_t>(&x);
+    PERCORE_TLS_INITIAL_EXEC static thread_local std::uint64_t x = 0;
+    if (x == 0) [[unlikely]]
+        x = 0x9e3779b97f4a7c15ull ^ reinterpret_cast<std::uintptr_t>(&x);
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;

@@ -37,8 +37,11 @@ inline Claim claim_row(std::uint64_t* seq0, std::size_t rows, std::memory_order 
     Backoff backoff;
     for (std::size_t tries = 1;; ++tries) {
         auto w = row_word(seq0, r);
+        // Test builds: points 1 and 2 of the seqcount writer (arch/rseq_inject.hpp).
+        PERCORE_INJECT_POINT(arch::InjectSite::seqcount, 1);
         // Load first: a failing CAS would take the line exclusive for nothing.
         std::uint64_t s = w.load(std::memory_order_relaxed);
+        PERCORE_INJECT_POINT(arch::InjectSite::seqcount, 2);
         if ((s & 1) == 0 && w.compare_exchange_strong(s, s + 1, order, std::memory_order_relaxed))
             return Claim{r, s + 1};
         r = r + 1 == rows ? 0 : r + 1;

@@ -16,15 +16,37 @@
 
 #include "percore/arch/rseq.hpp"
 
+// The thread_locals that updates read (tl_slot, tl_row_bytes, the scramble
+// generator) use the initial-exec TLS model. percore is header-only, so they
+// are defined in whatever module includes it; in a shared library (-fPIC)
+// the default model, global-dynamic, makes every access a call to
+// __tls_get_addr, while initial-exec is one load of the variable's offset
+// from the GOT and an %fs-relative access (docs/benchmarks.md, "Updates from
+// a shared library"). It is safe because such a variable must sit in the
+// static TLS block, and it always does for the executable and for every
+// library loaded at startup. A library loaded later with dlopen must then
+// fit its whole TLS block (percore's part is about 32 bytes, plus the
+// library's own thread_locals) into glibc's static TLS surplus, which is
+// small and shared by every dlopen'ed module that uses initial-exec
+// (GLIBC_TUNABLES glibc.rtld.optional_static_tls, 512 bytes by default).
+// When it is used up, that dlopen fails with "cannot allocate memory in
+// static TLS block": raise the tunable, or build that library with
+// -DPERCORE_NO_INITIAL_EXEC_TLS to get the default model back.
+#ifdef PERCORE_NO_INITIAL_EXEC_TLS
+#define PERCORE_TLS_INITIAL_EXEC
+#else
+#define PERCORE_TLS_INITIAL_EXEC [[gnu::tls_model("initial-exec")]]
+#endif
+
 namespace percore::detail {
 
 // tl_slot holds slot + 1; 0 means "not asked yet", kRetired means the thread
 // is exiting and must use the shared row from now on.
 inline constexpr std::uint32_t kRetired = 0xffffffffu;
-inline thread_local std::uint32_t tl_slot = 0;
+PERCORE_TLS_INITIAL_EXEC inline thread_local std::uint32_t tl_slot = 0;
 // The byte offset of the thread's row (slot << kRowShift), or ~0 while it
 // has none: the fast path compares it with an Arena's row span directly.
-inline thread_local std::uint64_t tl_row_bytes = ~std::uint64_t{0};
+PERCORE_TLS_INITIAL_EXEC inline thread_local std::uint64_t tl_row_bytes = ~std::uint64_t{0};
 
 class ThreadSlots {
 public:

@@ -1,7 +1,7 @@
 // percore/patterns/buffered_stats.hpp - BufferedStats<S, Lock>: one shared struct
 // behind one lock, updated through a per-core WriteBuffer.
 //
-// The write-buffer pattern of seed 001 on a user's struct: writers schedule
+// The write-buffer pattern of the DPDK "Statistics" chapter on a user's struct: writers schedule
 // adds into their shard's buffer; flushes apply them to the shared S under
 // the lock; readers and resets take the lock, as with SharedLocked. Memory:
 // one S plus capacity x 16 bytes per shard.
@@ -16,6 +16,8 @@
 // Adds still buffered during a reset() are applied after it, so they count
 // toward the next period rather than being lost.
 #pragma once
+
+#include "percore/detail/cxx20.hpp"
 
 #include <array>
 #include <concepts>

@@ -21,6 +21,8 @@
 // PerCoreSeqcount, the total is not one instant across rows.
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <atomic>
 #include <concepts>
 #include <cstdint>

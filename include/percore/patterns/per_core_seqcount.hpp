@@ -30,6 +30,8 @@
 //   EpStats now = st.read();   // now.bytes and now.pkts agree
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <atomic>
 #include <concepts>
 #include <cstdint>
@@ -62,7 +64,11 @@ public:
         // 2012.) Release stores and acquire loads are plain moves on x86-64;
         // unlike fences they are also understood by ThreadSanitizer.
         Tx tx{slots_.word0(1), c.row};
+        // Test builds: points 3..6 of the writer, 1 and 2 are in claim_row
+        // (arch/rseq_inject.hpp).
+        PERCORE_INJECT_POINT(arch::InjectSite::seqcount, 3);
         fn(tx);
+        PERCORE_INJECT_POINT(arch::InjectSite::seqcount, 6);
         // release: a reader that reads this even value sees all our adds.
         detail::row_word(seq0(), c.row).store(c.seq + 1, std::memory_order_release);
     }
@@ -104,7 +110,10 @@ public:
         void add(Field<S> f, T n) noexcept {
             // Single writer (the claim): load relaxed; store release, see update().
             auto w = detail::row_word(data0 + f.word, row);
-            w.store(w.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(n), std::memory_order_release);
+            const std::uint64_t old = w.load(std::memory_order_relaxed);
+            PERCORE_INJECT_POINT(arch::InjectSite::seqcount, 4);
+            w.store(old + static_cast<std::uint64_t>(n), std::memory_order_release);
+            PERCORE_INJECT_POINT(arch::InjectSite::seqcount, 5);
         }
     };
 

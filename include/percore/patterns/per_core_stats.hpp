@@ -1,7 +1,7 @@
 // percore/patterns/per_core_stats.hpp - PerCoreStats<S>: a user's stats struct as
 // per-core counters with relaxed updates.
 //
-// The per-core pattern of seed 001 for a whole struct: every counter of S is
+// The per-core pattern of the DPDK "Statistics" chapter for a whole struct: every counter of S is
 // a word in each Arena row, updated exactly like percore::Counter (same
 // code: detail::add, a restartable sequence with rseq or a load and a store
 // on the thread's own row). For a handful of counters use Counter or
@@ -16,6 +16,8 @@
 // consistency: a reader may see a packet's bytes before its count (use
 // PerCoreSeqcount or SnapshotStats for that).
 #pragma once
+
+#include "percore/detail/cxx20.hpp"
 
 #include <atomic>
 #include <concepts>

@@ -42,6 +42,8 @@
 // on a snapshot, so it clears a consistent state and never loses an add.
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <atomic>
 #include <concepts>
 #include <cstdint>

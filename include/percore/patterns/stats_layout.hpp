@@ -18,6 +18,8 @@
 // (std::bit_cast), so S must be trivially copyable with no padding.
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <array>
 #include <bit>
 #include <cassert>

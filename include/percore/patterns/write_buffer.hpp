@@ -41,6 +41,8 @@
 // guards the counters for readers; it must outlive the WriteBuffer.
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
 #include <atomic>
 #include <concepts>
 #include <cstddef>
