@@ -1,4 +1,5 @@
-// percore-bench ep: seed 001's benchmark. Workers process packets: ~N
+// percore-bench ep: the benchmark of the "Statistics" chapter of the DPDK
+// Programmer's Guide (Mattias Roennblom, Ericsson, 2022). Workers process packets: ~N
 // cycles of dummy domain logic (registers only), then the four counter
 // updates of the EP model (ep_model.hpp). Each pattern is measured against
 // the same loop without statistics, in the same process and worker threads,

@@ -1,4 +1,4 @@
-// The EP data model of seed 001's benchmark and one adapter per counting
+// The EP data model of the DPDK "Statistics" chapter's benchmark and one adapter per counting
 // pattern. Per packet: the two global counters (packets, bytes) and the two
 // counters of the packet's flow, 1024 flows. Every adapter offers:
 //   packet(flow, len)   the four counter updates of one packet

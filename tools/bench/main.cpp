@@ -1,7 +1,8 @@
 // percore-bench: what each way of counting costs on this machine.
 //
-//   percore-bench ep        seed 001's benchmark: every statistics pattern,
-//                           1..N workers, cycles per counter update against
+//   percore-bench ep        the DPDK "Statistics" chapter's benchmark: every
+//                           statistics pattern at 1..N workers, cycles per
+//                           counter update against
 //                           a run without statistics, lost updates, reader
 //                           snapshot cost, propagation delay; the published
 //                           figures printed beside ours; TBB peers.
@@ -9,6 +10,8 @@
 //                           scaling factor at 1, 2, 4, 8 threads, exact totals.
 // Both print tables, write CSV and draw an SVG chart.
 #include <CLI/CLI.hpp>
+
+#include <filesystem>
 
 #include <cmath>
 #include <cstdio>
@@ -26,8 +29,9 @@ namespace {
 
 using namespace percore::bench;
 
-// Seed 001's published table (../shared/reference/dpdk-stats-chapter-table.csv):
-// core cycles per counter update at 4 and 20 Cascade Lake Xeon workers
+// The published table of the "Statistics" chapter of the DPDK Programmer's
+// Guide (Mattias Roennblom, Ericsson, 2022, CC-BY-4.0), "Performance
+// Comparison": core cycles per counter update at 4 and 20 Cascade Lake Xeon workers
 // (2.3 GHz, turbo off) and 4 Raspberry Pi 4 (A72) workers.
 struct Published {
     const char* pattern;
@@ -51,7 +55,27 @@ std::string fmt(double v, const char* f = "%.2f") {
     return b;
 }
 
-int run_ep_cmd(EpConfig c, bool oversubscribe, const std::string& csv, const std::string& svg) {
+// Where a result file goes: under the output directory (created on first
+// use) unless the name is absolute; "" means no file.
+std::string out_dir = "percore-bench-results";
+std::string out_path(const std::string& name) {
+    if (name.empty() || name.front() == '/') return name;
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
+    if (ec) {
+        std::fprintf(stderr, "percore-bench: cannot create %s: %s\n", out_dir.c_str(), ec.message().c_str());
+        return "";
+    }
+    return (std::filesystem::path(out_dir) / name).string();
+}
+
+int run_ep_cmd(EpConfig c, bool oversubscribe, const std::string& csv_name, const std::string& svg_name) {
+    if (c.wb.soft_threshold > c.wb.capacity) {
+        std::fprintf(stderr, "percore-bench: --wb-soft (%u) must not exceed --wb-capacity (%u)\n", c.wb.soft_threshold,
+                     c.wb.capacity);
+        return 2;
+    }
+    const std::string csv = out_path(csv_name), svg = out_path(svg_name);
     const int cpus = online_cpus();
     if (c.workers.empty())
         for (int w = 1; w <= cpus; ++w) c.workers.push_back(w);
@@ -79,13 +103,29 @@ int run_ep_cmd(EpConfig c, bool oversubscribe, const std::string& csv, const std
     std::printf("%-18s %3s %8s %18s %9s %8s %6s %11s %10s %10s %8s\n", "pattern", "W", "cyc/upd", "spread", "cyc/pkt",
                 "lost %", "exact", "snap cyc", "delay ns", "p90 ns", "retries");
     std::printf("%s\n", std::string(120, '-').c_str());
+    std::vector<const EpRow*> noisy;
     for (const auto& r : rows) {
+        // Within noise: a negative median, or a spread that crosses zero.
+        const bool noise = r.overhead < 0 || (r.overhead_min < 0 && r.overhead_max > 0);
+        if (noise) noisy.push_back(&r);
         std::printf("%-18s %3d %8s %18s %9s %8s %6s %11s %10s %10s %8s\n", r.pattern.c_str(), r.workers,
-                    fmt(r.overhead).c_str(), ("[" + fmt(r.overhead_min) + " .. " + fmt(r.overhead_max) + "]").c_str(),
+                    (fmt(r.overhead) + (noise ? "~" : "")).c_str(), ("[" + fmt(r.overhead_min) + " .. " + fmt(r.overhead_max) + "]").c_str(),
                     fmt(r.cycles_per_packet, "%.0f").c_str(), fmt(r.lost_pct).c_str(), r.exact ? "yes" : "NO",
                     fmt(r.snapshot_cycles, "%.0f").c_str(), fmt(r.delay_ns, "%.0f").c_str(),
                     fmt(r.delay_p90_ns, "%.0f").c_str(), fmt(r.retries_per_read).c_str());
     }
+
+    std::printf("\ncolumns: W workers; cyc/upd the median extra TSC cycles per counter update over the same loop\n"
+                "without statistics, spread its [min .. max] over the repetitions; cyc/pkt TSC cycles per packet\n"
+                "with statistics; lost %% updates lost (only the unsynchronized pattern may lose); exact whether\n"
+                "totals equal what was added; snap cyc one reader snapshot of all counters; delay ns / p90 ns from\n"
+                "an add until a reader sees it (median, 90th percentile); retries per seqcount read.\n");
+    for (const EpRow* r : noisy)
+        std::printf("~ within noise: %s at %d worker%s: median %s, spread [%s .. %s]%s; below what this run can\n"
+                    "  resolve: rerun with more -n/-r or on an idle machine before reading anything into it\n",
+                    r->pattern.c_str(), r->workers, r->workers == 1 ? "" : "s", fmt(r->overhead).c_str(),
+                    fmt(r->overhead_min).c_str(), fmt(r->overhead_max).c_str(),
+                    r->overhead < 0 ? " (negative)" : " (crosses zero)");
 
     // Published beside ours.
     std::vector<int> ws;
@@ -96,7 +136,7 @@ int run_ep_cmd(EpConfig c, bool oversubscribe, const std::string& csv, const std
         if (std::find(pats.begin(), pats.end(), r.pattern) == pats.end()) pats.push_back(r.pattern);
         ours[{r.pattern, r.workers}] = r.overhead;
     }
-    std::printf("\nBeside seed 001's table (published: core cycles; ours: TSC cycles, x%.2f for core cycles)\n\n", ratio);
+    std::printf("\nBeside the DPDK Programmer's Guide \"Statistics\" table (published: core cycles; ours: TSC cycles, x%.2f for core cycles)\n\n", ratio);
     std::printf("%-18s %9s %9s %9s |", "pattern", "Xeon 4W", "Xeon 20W", "A72 4W");
     for (int w : ws) std::printf(" %8s", ("ours " + std::to_string(w) + "W").c_str());
     std::printf("\n%s\n", std::string(50 + 9 * ws.size(), '-').c_str());
@@ -153,15 +193,19 @@ int run_ep_cmd(EpConfig c, bool oversubscribe, const std::string& csv, const std
     return ok ? 0 : 1;
 }
 
-int run_scaling_cmd(const std::vector<int>& threads, std::uint64_t ops, int reps, const std::string& csv,
-                    const std::string& svg, bool quiet) {
+int run_scaling_cmd(const std::vector<int>& threads, std::uint64_t ops, int reps, const std::string& csv_name,
+                    const std::string& svg_name, bool quiet) {
+    const std::string csv = out_path(csv_name), svg = out_path(svg_name);
     std::printf("percore-bench scaling: %u CPUs online, shard backend %s; %llu adds per run, median of %d\n\n",
                 std::thread::hardware_concurrency(), percore::backend_name(), static_cast<unsigned long long>(ops), reps);
     const auto rows = percore::tools::compare_scaling(threads, ops, reps, !quiet);
     const bool exact = percore::tools::print_scaling_table(rows);
     if (!csv.empty()) {
         FILE* f = std::fopen(csv.c_str(), "w");
-        if (!f) return 2;
+        if (!f) {
+            std::fprintf(stderr, "percore-bench: cannot write %s\n", csv.c_str());
+            return 2;
+        }
         std::fprintf(f, "implementation,threads,ops_per_sec,scaling,spread,expected,counted\n");
         for (const auto& r : rows)
             std::fprintf(f, "%s,%d,%.0f,%.4f,%.4f,%llu,%llu\n", r.impl.c_str(), r.threads, r.ops_per_sec, r.scaling, r.spread,
@@ -197,36 +241,46 @@ int main(int argc, char** argv) {
 
     EpConfig ep;
     bool oversubscribe = false, no_pin = false, quiet = false;
-    std::string ep_csv = "percore-bench-ep.csv", ep_svg = "percore-bench-ep.svg";
-    auto* e = app.add_subcommand("ep", "seed 001's benchmark: every statistics pattern, cycles per counter update");
-    e->add_option("-w,--workers", ep.workers, "worker counts (default 1..online CPUs)");
+    std::string ep_csv = "ep.csv", ep_svg = "ep-overhead.svg";
+    auto* e = app.add_subcommand("ep", "the DPDK Statistics chapter's benchmark: every statistics pattern, cycles per counter update");
+    e->add_option("-w,--workers", ep.workers, "worker counts (default 1..online CPUs)")->check(CLI::Range(1, 4096));
     e->add_flag("--oversubscribe", oversubscribe, "also run 2 x CPUs workers (unpinned)");
     e->add_flag("--no-pin", no_pin, "do not pin workers to CPUs");
-    e->add_option("-n,--packets", ep.packets, "packets per worker per phase")->capture_default_str();
+    e->add_option("-n,--packets", ep.packets, "packets per worker per phase")
+        ->capture_default_str()
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
     e->add_option("-r,--reps", ep.reps, "repetitions (median reported)")->capture_default_str()->check(CLI::Range(1, 1000));
-    e->add_option("--work-cycles", ep.work_cycles, "TSC cycles of domain logic per packet")->capture_default_str();
+    e->add_option("--work-cycles", ep.work_cycles, "TSC cycles of domain logic per packet")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 1e7));
     e->add_option("--migrate-every", ep.migrate_every, "one packet in N (power of two) goes to another worker's flow")
         ->capture_default_str();
     e->add_option("--batch", ep.batch, "packets per batch (hint_flush cadence)")->capture_default_str()->check(CLI::Range(1, 1 << 20));
     e->add_option("--read-ms", ep.read_ms, "length of the concurrent-reader phase per point (0: skip)")->capture_default_str();
-    e->add_option("--wb-capacity", ep.wb.capacity, "write buffer entries per shard")->capture_default_str();
+    e->add_option("--wb-capacity", ep.wb.capacity, "write buffer entries per shard")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 20));
     e->add_option("--wb-soft", ep.wb.soft_threshold, "write buffer soft flush threshold")->capture_default_str();
     e->add_option("--wb-hint", ep.wb.hint_period, "hint_flush period (in batches)")->capture_default_str();
     e->add_option("--only", ep.only, "run only these patterns (names as printed)");
-    e->add_option("--csv", ep_csv, "CSV output file ('' for none)")->capture_default_str();
-    e->add_option("--svg", ep_svg, "SVG chart file ('' for none)")->capture_default_str();
+    e->add_option("--csv", ep_csv, "CSV file in the output directory ('' for none)")->capture_default_str();
+    e->add_option("--svg", ep_svg, "SVG chart in the output directory ('' for none)")->capture_default_str();
+    e->add_option("-o,--out-dir", out_dir, "directory for the CSV and SVG files (created)")->capture_default_str();
     e->add_flag("-q,--quiet", quiet, "no progress lines");
 
     std::vector<int> threads{1, 2, 4, 8};
     std::uint64_t ops = 40'000'000;
     int reps = 5;
-    std::string sc_csv = "percore-bench-scaling.csv", sc_svg = "percore-bench-scaling.svg";
+    std::string sc_csv = "scaling.csv", sc_svg = "scaling.svg";
     auto* s = app.add_subcommand("scaling", "shared atomic vs percore::Counter: ops/s and scaling factor");
-    s->add_option("-t,--threads", threads, "thread counts")->capture_default_str();
-    s->add_option("-n,--ops", ops, "total adds per run, split across threads")->capture_default_str();
+    s->add_option("-t,--threads", threads, "thread counts")->capture_default_str()->check(CLI::Range(1, 4096));
+    s->add_option("-n,--ops", ops, "total adds per run, split across threads")
+        ->capture_default_str()
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 50));
     s->add_option("-r,--reps", reps, "repetitions (median reported)")->capture_default_str()->check(CLI::Range(1, 100));
-    s->add_option("--csv", sc_csv, "CSV output file ('' for none)")->capture_default_str();
-    s->add_option("--svg", sc_svg, "SVG chart file ('' for none)")->capture_default_str();
+    s->add_option("--csv", sc_csv, "CSV file in the output directory ('' for none)")->capture_default_str();
+    s->add_option("--svg", sc_svg, "SVG chart in the output directory ('' for none)")->capture_default_str();
+    s->add_option("-o,--out-dir", out_dir, "directory for the CSV and SVG files (created)")->capture_default_str();
     s->add_flag("-q,--quiet", quiet, "no progress lines");
 
     CLI11_PARSE(app, argc, argv);

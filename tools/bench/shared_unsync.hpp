@@ -3,8 +3,8 @@
 //
 // Every thread adds to the same words with a load, an add and a store. Two
 // cores doing that to one word at once both load the old value, and one add
-// is lost; under load it loses a large share of updates (seed 001 reports
-// ~18% at 4 cores; percore-bench ep measures it here). It is also slow: the
+// is lost; under load it loses a large share of updates (the DPDK
+// Programmer's Guide "Statistics" chapter reports ~18% at 4 cores; percore-bench ep measures it here). It is also slow: the
 // lines bounce between cores as with SharedAtomic, minus the lock prefix.
 //
 // Each load and store is a relaxed atomic, so values never tear and the

@@ -27,8 +27,9 @@ inline std::string esc(const std::string& s) {
 }
 
 // Bars per category, one bar per series, on a log10 y axis from `floor`.
-// Values below the floor are drawn at the floor and labelled with their
-// real value.
+// A value below the floor (zero, negative: within noise) cannot be drawn to
+// scale, so it gets a hatched stub at the floor labelled with its real
+// value; a missing value gets "n/a". No bar is ever silently empty.
 inline bool write_bars(const std::string& path, const std::string& title, const std::string& ylabel,
                        const std::vector<std::string>& cats, const std::vector<Series>& series, double floor = 0.1) {
     FILE* f = std::fopen(path.c_str(), "w");
@@ -56,8 +57,16 @@ inline bool write_bars(const std::string& path, const std::string& title, const 
         const double x0 = L + cw * static_cast<double>(c) + (cw - bw * static_cast<double>(series.size())) / 2;
         for (std::size_t s = 0; s < series.size(); ++s) {
             const double v = c < series[s].values.size() ? series[s].values[c] : NAN;
-            if (!std::isfinite(v)) continue;
             const double x = x0 + bw * static_cast<double>(s);
+            if (!std::isfinite(v) || v < floor) {
+                std::fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='6' fill='none' stroke='%s' "
+                                "stroke-dasharray='2,2'/>", x, y(floor) - 6, bw - 2, color(s));
+                char label[32] = "n/a";
+                if (std::isfinite(v)) std::snprintf(label, sizeof label, "%.2g~", v);
+                std::fprintf(f, "<text x='%.1f' y='%.1f' font-size='9' text-anchor='middle'>%s</text>\n", x + bw / 2 - 1,
+                             y(floor) - 9, label);
+                continue;
+            }
             std::fprintf(f, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s'/>", x, y(v), bw - 2,
                          y(floor) - y(v), color(s));
             std::fprintf(f, "<text x='%.1f' y='%.1f' font-size='9' text-anchor='middle'>%.3g</text>\n", x + bw / 2 - 1,
@@ -67,6 +76,8 @@ inline bool write_bars(const std::string& path, const std::string& title, const 
         std::fprintf(f, "<text transform='translate(%.1f,%.0f) rotate(-35)' text-anchor='end'>%s</text>\n", xc,
                      H - B + 16, esc(cats[c]).c_str());
     }
+    std::fprintf(f, "<text x='%.0f' y='%.0f' font-size='10' fill='#555'>dashed stub, value~: below %g "
+                    "(zero or negative: within noise); n/a: not measured</text>\n", L, H - 8, floor);
     for (std::size_t s = 0; s < series.size(); ++s) {
         const double lx = L + 10 + 150.0 * static_cast<double>(s), ly = 36;
         std::fprintf(f, "<rect x='%.0f' y='%.0f' width='10' height='10' fill='%s'/><text x='%.0f' y='%.0f'>%s</text>\n", lx,

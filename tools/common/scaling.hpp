@@ -27,27 +27,30 @@ struct ScalingRow {
     std::uint64_t counted = 0;  // must equal expected
 };
 
-// Runs `threads` threads, each doing add() `per_thread` times on `c` after a
-// common start signal; returns ops/s (wall clock from start to last join).
+// Runs `threads` threads that together call add() exactly `total` times
+// (the first total % threads threads do one more), after a common start
+// signal; returns ops/s (wall clock from start to last join).
 template <class Add>
-double run_adds(int threads, std::uint64_t per_thread, Add add) {
+double run_adds(int threads, std::uint64_t total, Add add) {
+    const std::uint64_t per = total / static_cast<std::uint64_t>(threads);
+    const std::uint64_t extra = total % static_cast<std::uint64_t>(threads);
     std::atomic<int> ready{0};
     std::atomic<bool> go{false};
     std::vector<std::thread> ts;
     for (int t = 0; t < threads; ++t)
         // `add` by value: each thread's copy can live in registers, as a
         // real worker's handle to its counter would.
-        ts.emplace_back([&ready, &go, per_thread, add] {
+        ts.emplace_back([&ready, &go, n = per + (static_cast<std::uint64_t>(t) < extra ? 1 : 0), add] {
             ready.fetch_add(1);
             while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-            for (std::uint64_t i = 0; i < per_thread; ++i) add();
+            for (std::uint64_t i = 0; i < n; ++i) add();
         });
     while (ready.load() < threads) std::this_thread::yield();
     const auto t0 = std::chrono::steady_clock::now();
     go.store(true, std::memory_order_release);
     for (auto& t : ts) t.join();
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return static_cast<double>(per_thread) * threads / s;
+    return static_cast<double>(total) / s;
 }
 
 // Shared std::atomic fetch_add versus percore::Counter, interleaved per
@@ -57,17 +60,16 @@ inline std::vector<ScalingRow> compare_scaling(const std::vector<int>& thread_co
     std::vector<ScalingRow> rows;
     double base_shared = 0, base_percpu = 0;
     for (int n : thread_counts) {
-        const std::uint64_t per = total_ops / static_cast<std::uint64_t>(n);
         std::vector<double> shared_r, percpu_r;
         ScalingRow shared{"shared std::atomic", n}, percpu{"percore::Counter", n};
         for (int r = 0; r < reps; ++r) {
             alignas(64) std::atomic<std::uint64_t> a{0};
-            shared_r.push_back(run_adds(n, per, [&] { a.fetch_add(1, std::memory_order_relaxed); }));
+            shared_r.push_back(run_adds(n, total_ops, [&] { a.fetch_add(1, std::memory_order_relaxed); }));
             shared.counted = a.load();
             Counter c;
-            percpu_r.push_back(run_adds(n, per, [&] { c.inc(); }));
+            percpu_r.push_back(run_adds(n, total_ops, [&] { c.inc(); }));
             percpu.counted = c.value();
-            shared.expected = percpu.expected = per * static_cast<std::uint64_t>(n);
+            shared.expected = percpu.expected = total_ops;
             if (shared.counted != shared.expected || percpu.counted != percpu.expected) break;
         }
         auto summarize = [](ScalingRow& row, std::vector<double> v) {

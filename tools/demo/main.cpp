@@ -14,8 +14,10 @@ int main(int argc, char** argv) {
     std::vector<int> threads{1, 2, 4, 8};
     std::uint64_t ops = 40'000'000;
     int reps = 5;
-    app.add_option("-t,--threads", threads, "thread counts to run")->capture_default_str();
-    app.add_option("-n,--ops", ops, "total adds per run, split across threads")->capture_default_str();
+    app.add_option("-t,--threads", threads, "thread counts to run")->capture_default_str()->check(CLI::Range(1, 4096));
+    app.add_option("-n,--ops", ops, "total adds per run, split across threads")
+        ->capture_default_str()
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 50));
     app.add_option("-r,--reps", reps, "repetitions per point (median reported)")->capture_default_str()->check(CLI::Range(1, 100));
     CLI11_PARSE(app, argc, argv);
 

@@ -7,14 +7,19 @@
 #include <CLI/CLI.hpp>
 #include <dirent.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -73,10 +78,32 @@ private:
 
 struct Row {
     std::string id, type;
-    double value = 0, rate = 0;
+    json value;           // as the process sent it: u64 counters stay exact
+    double rate = 0;
     bool has_rate = false;
-    double p50 = 0, p99 = 0, max = 0;
+    json p50, p99, max;
 };
+
+// A number exactly as it was sent: integers in full (never %g), floats in
+// their shortest round-trip form.
+std::string show(const json& v) {
+    char b[40];
+    if (v.is_number_unsigned()) return std::to_string(v.get<std::uint64_t>());
+    if (v.is_number_integer()) return std::to_string(v.get<std::int64_t>());
+    if (v.is_number_float()) {
+        const auto r = std::to_chars(b, b + sizeof b, v.get<double>());
+        return std::string(b, r.ptr);
+    }
+    return v.is_null() ? "" : v.dump();
+}
+
+// The name a process runs under (/proc/PID/comm), for --list.
+std::string process_name(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(f, name);
+    return name.empty() ? "?" : name;
+}
 
 // Every socket under <rundir>/dpdk/*/ with its greeting.
 std::vector<std::pair<std::string, json>> candidates() {
@@ -109,7 +136,16 @@ std::optional<std::map<std::string, json>> fetch(Connection& c) {
     return out;
 }
 
-double num(const json& j, const char* k) { return j.contains(k) && j[k].is_number() ? j[k].get<double>() : 0.0; }
+json field(const json& j, const char* k) { return j.contains(k) && j[k].is_number() ? j[k] : json(nullptr); }
+
+// The difference of two counter readings, exact while they are integers.
+double delta(const json& now, const json& before) {
+    if (now.is_number_unsigned() && before.is_number_unsigned()) {
+        const auto a = now.get<std::uint64_t>(), b = before.get<std::uint64_t>();
+        return a >= b ? static_cast<double>(a - b) : 0.0;
+    }
+    return now.is_number() && before.is_number() ? std::max(0.0, now.get<double>() - before.get<double>()) : 0.0;
+}
 
 std::vector<Row> rows_of(const std::map<std::string, json>& now, const std::map<std::string, json>* before,
                          double seconds) {
@@ -119,17 +155,17 @@ std::vector<Row> rows_of(const std::map<std::string, json>& now, const std::map<
         r.id = id;
         r.type = m.value("type", "");
         const bool hist = r.type == "histogram";
-        r.value = hist ? num(m, "count") : num(m, "value");
+        const char* key = hist ? "count" : "value";
+        r.value = field(m, key);
         if (hist) {
-            r.p50 = num(m, "p50");
-            r.p99 = num(m, "p99");
-            r.max = num(m, "max");
+            r.p50 = field(m, "p50");
+            r.p99 = field(m, "p99");
+            r.max = field(m, "max");
         }
         if (before && seconds > 0 && r.type != "gauge") {
             auto it = before->find(id);
             if (it != before->end()) {
-                const double prev = hist ? num(it->second, "count") : num(it->second, "value");
-                r.rate = std::max(0.0, (r.value - prev) / seconds);
+                r.rate = delta(r.value, field(it->second, key)) / seconds;
                 r.has_rate = true;
             }
         }
@@ -139,34 +175,105 @@ std::vector<Row> rows_of(const std::map<std::string, json>& now, const std::map<
 }
 
 void sort_rows(std::vector<Row>& rows, char key) {
-    std::stable_sort(rows.begin(), rows.end(), [key](const Row& a, const Row& b) {
-        if (key == 'v') return a.value > b.value;
+    auto as_double = [](const json& v) { return v.is_number() ? v.get<double>() : 0.0; };
+    std::stable_sort(rows.begin(), rows.end(), [key, as_double](const Row& a, const Row& b) {
+        if (a.value.is_number_unsigned() && b.value.is_number_unsigned() && key == 'v')
+            return a.value.get<std::uint64_t>() > b.value.get<std::uint64_t>();
+        if (key == 'v') return as_double(a.value) > as_double(b.value);
         if (key == 'r') return a.rate > b.rate;
         return a.id < b.id;
     });
 }
 
+// Shortens a name to w columns by cutting its middle, where label sets are
+// long and least telling: "http_requests_total{method=\"get\",...=\"200\"}".
+std::string fit(const std::string& s, std::size_t w) {
+    if (s.size() <= w) return s;
+    if (w <= 3) return s.substr(0, w);
+    const std::size_t head = (w - 1) * 2 / 3, tail = w - 1 - head;  // the name matters most
+    return s.substr(0, head) + "~" + s.substr(s.size() - tail);
+}
+
+// The table, fitted to `width` columns: the metric column takes what the
+// fixed columns leave, values are never cut (the column widens instead).
 std::string table(const std::vector<Row>& rows, std::size_t width) {
-    std::string out;
-    char line[512];
-    const int idw = static_cast<int>(std::clamp<std::size_t>(width > 80 ? width - 80 : 30, 20, 120));
-    std::snprintf(line, sizeof line, "%-*s %-9s %16s %12s %11s %11s %11s\n", idw, "METRIC", "TYPE", "VALUE", "RATE/s",
-                  "P50", "P99", "MAX");
-    out += line;
+    struct Cells {
+        std::string id, type, value, rate, p50, p99, max;
+    };
+    std::vector<Cells> cells;
+    std::size_t vw = 5, rw = 6, pw = 3;
     for (const auto& r : rows) {
-        std::string id = r.id.size() > static_cast<std::size_t>(idw) ? r.id.substr(0, idw - 1) + "~" : r.id;
-        char rate[32] = "-", p50[32] = "", p99[32] = "", mx[32] = "";
-        if (r.has_rate) std::snprintf(rate, sizeof rate, "%.1f", r.rate);
-        if (r.type == "histogram") {
-            std::snprintf(p50, sizeof p50, "%.4g", r.p50);
-            std::snprintf(p99, sizeof p99, "%.4g", r.p99);
-            std::snprintf(mx, sizeof mx, "%.4g", r.max);
+        Cells c{r.id, r.type, show(r.value), "-", "", "", ""};
+        if (r.has_rate) {
+            char b[32];
+            std::snprintf(b, sizeof b, "%.1f", r.rate);
+            c.rate = b;
         }
-        std::snprintf(line, sizeof line, "%-*s %-9s %16.10g %12s %11s %11s %11s\n", idw, id.c_str(), r.type.c_str(),
-                      r.value, rate, p50, p99, mx);
-        out += line;
+        if (r.type == "histogram") {
+            c.p50 = show(r.p50);
+            c.p99 = show(r.p99);
+            c.max = show(r.max);
+        }
+        vw = std::max(vw, c.value.size());
+        rw = std::max(rw, c.rate.size());
+        pw = std::max({pw, c.p50.size(), c.p99.size(), c.max.size()});
+        cells.push_back(std::move(c));
     }
+    // The metric column gets what the others leave, at least 24 columns;
+    // on a narrow terminal the percentile columns go first (MAX, P99, P50),
+    // and only then is the name cut shorter.
+    std::size_t shown = 3;
+    auto fixed = [&] { return 10 + vw + 1 + rw + shown * (1 + pw); };
+    while (shown > 0 && fixed() + 1 + 24 > width) --shown;
+    const std::size_t idw = width > fixed() + 1 + 8 ? width - fixed() - 1 : 8;
+    std::string out;
+    auto line = [&](const std::string& id, const std::string& type, const std::string& v, const std::string& rate,
+                    const std::string& a, const std::string& b, const std::string& c) {
+        char buf[1024];
+        std::snprintf(buf, sizeof buf, "%-*s %-9s %*s %*s", static_cast<int>(idw), fit(id, idw).c_str(), type.c_str(),
+                      static_cast<int>(vw), v.c_str(), static_cast<int>(rw), rate.c_str());
+        std::string l = buf;
+        for (std::size_t i = 0; i < shown; ++i) {
+            std::snprintf(buf, sizeof buf, " %*s", static_cast<int>(pw), (i == 0 ? a : i == 1 ? b : c).c_str());
+            l += buf;
+        }
+        while (!l.empty() && l.back() == ' ') l.pop_back();
+        out += l + "\n";
+    };
+    line("METRIC", "TYPE", "VALUE", "RATE/s", "P50", "P99", "MAX");
+    for (const auto& c : cells) line(c.id, c.type, c.value, c.rate, c.p50, c.p99, c.max);
     return out;
+}
+
+// The terminal's width, or `fallback` when stdout is not one.
+std::size_t terminal_width(std::size_t fallback) {
+    winsize ws{};
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    if (const char* c = std::getenv("COLUMNS")) {
+        const long n = std::strtol(c, nullptr, 10);
+        if (n > 0) return static_cast<std::size_t>(n);
+    }
+    return fallback;
+}
+
+// The live view puts the terminal in raw mode; every way out puts it back:
+// normal exit, q, Ctrl-C, SIGTERM, SIGHUP, SIGQUIT.
+termios g_saved_termios{};
+volatile sig_atomic_t g_raw = 0;
+
+void restore_terminal() {
+    if (g_raw) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &g_saved_termios);  // async-signal-safe
+        g_raw = 0;
+        const char show_cursor[] = "\x1b[?25h";
+        (void)!write(STDOUT_FILENO, show_cursor, sizeof show_cursor - 1);
+    }
+}
+
+void on_fatal_signal(int sig) {
+    restore_terminal();
+    signal(sig, SIG_DFL);  // then die of the same signal, as the shell expects
+    raise(sig);
 }
 
 json rows_json(const std::vector<Row>& rows) {
@@ -206,9 +313,14 @@ int main(int argc, char** argv) {
 
     if (list) {
         const auto c = candidates();
-        if (c.empty()) std::printf("no telemetry sockets under %s/dpdk\n", percore::telemetry_runtime_dir().c_str());
+        if (c.empty()) {
+            std::printf("no telemetry sockets under %s/dpdk\n", percore::telemetry_runtime_dir().c_str());
+            return 0;
+        }
+        std::printf("%-8s %-16s %-24s %s\n", "PID", "PROCESS", "VERSION", "SOCKET");
         for (const auto& [p, g] : c)
-            std::printf("%-8d %-24s %s\n", g.value("pid", 0), g.value("version", "?").c_str(), p.c_str());
+            std::printf("%-8d %-16s %-24s %s\n", g.value("pid", 0), process_name(g.value("pid", 0)).c_str(),
+                        g.value("version", "?").c_str(), p.c_str());
         return 0;
     }
     if (path.empty() && pid == 0) {
@@ -246,14 +358,19 @@ int main(int argc, char** argv) {
         auto rows = rows_of(*b, &*a, secs);
         sort_rows(rows, key);
         if (as_json) std::printf("%s\n", rows_json(rows).dump(2).c_str());
-        else std::fputs(table(rows, 160).c_str(), stdout);
+        else std::fputs(table(rows, terminal_width(160)).c_str(), stdout);
         return 0;
     }
 
-    termios saved{};
-    tcgetattr(STDIN_FILENO, &saved);
-    termios raw = saved;
+    tcgetattr(STDIN_FILENO, &g_saved_termios);
+    termios raw = g_saved_termios;
     raw.c_lflag &= static_cast<tcflag_t>(~(ICANON | ECHO));
+    struct sigaction sa {};
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaction(sig, &sa, nullptr);
+    std::atexit(restore_terminal);
+    g_raw = 1;
     tcsetattr(STDIN_FILENO, TCSANOW, &raw);
     std::optional<std::map<std::string, json>> prev;
     auto prev_t = std::chrono::steady_clock::now();
@@ -273,7 +390,7 @@ int main(int argc, char** argv) {
         std::snprintf(head, sizeof head, "percore-top  pid %d  %zu series  sort: %s  (n/v/r sort, q quit)\n\n",
                       conn.greeting().value("pid", 0), rows.size(), key == 'v' ? "value" : key == 'r' ? "rate" : "name");
         screen += head;
-        screen += table(rows, 160);
+        screen += table(rows, terminal_width(120));
         std::fputs(screen.c_str(), stdout);
         std::fflush(stdout);
         prev = std::move(now);
@@ -291,6 +408,6 @@ int main(int argc, char** argv) {
         }
         if (quit) break;
     }
-    tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    restore_terminal();
     return rc;
 }
