@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Cost of one counter update, per backend, beside the alternatives:
 //   shared std::atomic fetch_add (one line for everyone),
 //   a per-thread padded slot (the floor: a TLS pointer, a load and a store),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Cost of recording a latency and of counting a packet against its flow:
 //   Histogram::record at 1 and 2 threads, beside one shared array of atomic
 //   buckets (what a mutex-free but shared histogram does), and ScopedTimer;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Scrape cost: rendering a registry of 10,000 series (target: <= 10 ms),
 // in both exposition formats, plus the collect step alone.
 #include <benchmark/benchmark.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Counter::add made from inside a shared library, with the initial-exec TLS
 // model percore uses (libpercore_shlib_ie.so) beside global-dynamic
 // (libpercore_shlib_gd.so, built with PERCORE_NO_INITIAL_EXEC_TLS), side by

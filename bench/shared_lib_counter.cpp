@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The library half of shared_lib_bench: percore updates made from inside a
 // shared library. bench/CMakeLists.txt builds it twice, as
 // libpercore_shlib_ie.so (percore's default, initial-exec TLS) and as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A process exposing its metrics three ways at once: Prometheus scraping on
 // 127.0.0.1 (any free port here), statsd pushes every second, and the
 // telemetry socket that percore-top and dpdk-telemetry.py read.

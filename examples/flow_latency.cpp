@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Workers handle packets of many short flows: each packet is counted
 // against its flow and its handling time goes into a latency histogram. A
 // control thread expires idle flows every 50 ms and prints percentiles;

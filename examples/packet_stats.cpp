@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Worker threads count packets and bytes per protocol on the fast path; a
 // control thread reads totals and rates every 100 ms and finally resets.
 #include <percore/percore.hpp>

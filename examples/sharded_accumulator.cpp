@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Sharded<T> as an order-independent accumulator: threads append results to
 // their shard's batch (a lock that is almost never contended), and a final
 // walk collects every batch. Nothing is lost, whichever shards were used.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore-bench's bar chart never draws an empty bar silently: a value below
 // the log axis' floor (zero or negative, i.e. within noise) gets a labelled
 // stub, a missing one "n/a".

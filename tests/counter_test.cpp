@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Single-threaded semantics of the counter types and the Arena.
 #include <gtest/gtest.h>
 

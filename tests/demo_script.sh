@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # scripts/demo, as a new user runs it, into a scratch build directory: it
 # shows build progress and builds only the demo (no test or benchmark
 # binaries), then runs it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // FlowTable, both layouts: lookups against a model, exact totals under
 // contention, removal and expiry racing with writers (no count lost), a
 // full table, tombstone churn, and the memory bound.

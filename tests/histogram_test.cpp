@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Histogram: bucket layout, percentiles against exact sorted data, merge,
 // interval deltas, exporter views, clamping of bad inputs, and exact counts
 // under contention (many more threads than cores).

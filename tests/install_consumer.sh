@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds and installs percore from SRC into a non-default prefix, then builds
 # consumers against the installed copy only: the header-only core and
 # percore::export, each with find_package(percore CONFIG) and with

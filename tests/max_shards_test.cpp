@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // PERCORE_MAX_SHARDS at and beyond the documented range (1..65536): the
 // process never dies. Run by ctest with 65536, 1048576 (clamped, with one
 // line on stderr) and a malformed value (ignored, with one line).

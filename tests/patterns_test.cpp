@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The statistics patterns under contention: every exact pattern keeps every
 // add (also across concurrent resets), transactional patterns never show a
 // half-applied group, and the unsynchronized pattern never over-counts.

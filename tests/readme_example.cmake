@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Compiles and runs every ```cpp block of README.md, each on its own, against
 # the source tree's headers; fails if there is none, or if any block does not
 # compile or exits non-zero.

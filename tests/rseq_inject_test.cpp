@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Deterministic aborts. This binary is built with PERCORE_RSEQ_INJECT, so
 // every instruction boundary of the x86-64 restartable sequences, and every
 // step of the seqcount writer, is a numbered point (arch/rseq_inject.hpp).

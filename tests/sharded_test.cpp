@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Sharded<T>: the semantics of the Go percpu.Sharded proposal
 // (golang.org/issue/18802) (get_or_create, get, for_each, for_each_locked,
 // set_max_shards, serialized creation, each index created at most once).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Signals interrupt updates: with rseq the kernel aborts and restarts the
 // sequence, so an add interrupted by a signal, and adds made inside the
 // handler, are all counted exactly. (Thread slots use a load and a store,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SnapshotStats: snapshots are cuts across shards. Each writer thread
 // alternates two single-counter group updates, x then y, so in program
 // order x is always ahead of y by 0 or 1. The updates land on whatever

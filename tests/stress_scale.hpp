@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Iteration counts for stress tests: PERCORE_STRESS_SCALE (default 1)
 // shrinks them under sanitizers, whose instrumentation is 5-20x slower.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Exactness under contention: many more threads than cores, preemption and
 // migration mid-update, thread churn, resets and readers racing writers.
 // Run under every backend (see tests/CMakeLists.txt) and under TSan/ASan.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # percore pulled into another project's build, with add_subdirectory and with
 # FetchContent: the consumer gets the header-only core and nothing else. The
 # exporters' dependencies are made unfindable (pkg-config sees no packages,

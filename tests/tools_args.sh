@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The tools refuse bad arguments with a message (never a crash or NaN), and
 # do exactly what they are told: -t 3 -n 7 adds 7, files land in -o DIR.
 # Usage: tools_args.sh PERCORE_DEMO PERCORE_BENCH WORK_DIR

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // WriteBuffer: flush, try_flush, hint_flush and threshold semantics on one
 // thread (pinned, so its shard stays put; skipped in scramble mode, where
 // the shard changes on every call by design), then exactness and

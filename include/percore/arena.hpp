@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/arena.hpp - per-shard storage for counters.
 //
 // An Arena is max_shards + 1 rows of memory, 64 MiB of address space apart.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/counter.hpp - Counter (monotonic u64) and Gauge (signed).
 //
 // Both are one 8-byte word per shard in an Arena plus a 16-byte handle. An

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/counter_group.hpp - N related counters, committed a pair at a time.
 //
 // A packet updates packets and bytes together; a flow updates its own pair.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/flow_table.hpp - per-flow counters for millions of flows.
 //
 // FlowTable<Key, Layout, N> keeps N counters (say packets and bytes) per

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/histogram.hpp - per-CPU latency histograms with log-linear buckets.
 //
 // A Histogram counts values (nanoseconds, bytes, queue depths: any u64) in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/minmax.hpp - MaxGauge and MinGauge: extremes seen since reset.
 //
 // One int64 per shard (a ShardAtomic). update() costs a load when v is not a

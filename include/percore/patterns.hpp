@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/patterns.hpp - the statistics synchronization patterns, for those
 // who want one include. They follow the "Statistics" chapter of the DPDK
 // Programmer's Guide (Mattias Roennblom, Ericsson, 2022), which compares the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/percore.hpp - everything in the core, for those who want one include.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/shard.hpp - which shard the calling thread should use.
 //
 // A shard is a dense index below max_shards(). With Linux restartable

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/shard_atomic.hpp - one atomic value per shard.
 //
 // ShardAtomic<T> (T = uint64_t or int64_t) gives the calling thread's shard

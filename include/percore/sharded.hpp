@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/sharded.hpp - Sharded<T>: one T per shard, created on demand.
 //
 // The generic per-CPU container: each shard lazily gets its own T, built by

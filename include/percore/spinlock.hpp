@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/spinlock.hpp - Spinlock and TicketLock for short critical sections.
 //
 // The locks of the lock-protected statistics patterns: a critical section

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Cycle counting for percore-bench: the TSC, its rate, an estimate of the
 // core clock, pinning, and a pool of persistent worker threads.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore-bench ep: the benchmark of the "Statistics" chapter of the DPDK
 // Programmer's Guide (Mattias Roennblom, Ericsson, 2022). Workers process packets: ~N
 // cycles of dummy domain logic (registers only), then the four counter

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The EP data model of the DPDK "Statistics" chapter's benchmark and one adapter per counting
 // pattern. Per packet: the two global counters (packets, bytes) and the two
 // counters of the packet's flow, 1024 flows. Every adapter offers:

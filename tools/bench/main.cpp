@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore-bench: what each way of counting costs on this machine.
 //
 //   percore-bench ep        the DPDK "Statistics" chapter's benchmark: every

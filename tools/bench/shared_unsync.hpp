@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench/shared_unsync.hpp - SharedUnsync<S>: one shared struct, no
 // synchronization. BROKEN BY DESIGN; kept to measure what it loses.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Small SVG charts for percore-bench, so plots need no plotting package:
 // grouped bars (log scale) and lines.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The shared-versus-per-CPU comparison: N threads each add 1 to one counter
 // as fast as they can, for a fixed number of total adds; ops/s, scaling
 // against one thread, and the final total checked against what was added.

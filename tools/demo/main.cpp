@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore-demo: the main job. For now, the shared-versus-per-CPU comparison:
 // the same adds through one shared std::atomic and through percore::Counter,
 // at 1, 2, 4 and 8 threads, with exact totals checked.

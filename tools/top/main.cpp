@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore-top: a live view of a process's percore metrics over its
 // telemetry socket (the DPDK-telemetry-v2 protocol of percore/export/telemetry.hpp).
 // On a terminal it redraws a table every interval with values, rates and,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/arch/rseq.hpp - the only door to restartable sequences.
 //
 // Everything architecture-specific about Linux rseq sits behind these few

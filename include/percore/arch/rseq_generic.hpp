@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/arch/rseq_generic.hpp - architectures without a percore rseq port.
 //
 // The index is still read from the rseq area (glibc registers it on every

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/arch/rseq_inject.hpp - deterministic preemption points for tests.
 //
 // A restartable sequence is only as correct as its abort path, and a real

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/arch/rseq_x86_64.hpp - restartable sequences for x86-64.
 //
 // Each sequence stores the address of its descriptor into rseq_cs, reads the

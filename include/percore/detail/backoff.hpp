@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/detail/backoff.hpp - how percore's spinning waits wait (internal).
 //
 // Spinlock, TicketLock and the row claims of the per-core patterns spin on a

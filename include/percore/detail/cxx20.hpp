@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/detail/cxx20.hpp - stops a pre-C++20 build with one clear message
 // (internal). Every public header includes it first, so a consumer built
 // with an older -std sees this instead of pages of errors about concepts.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/detail/flow_index.hpp - FlowTable's key -> slot index (internal).
 //
 // Open addressing with linear probing over a power-of-two array of 8-byte

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/detail/flow_storage.hpp - where FlowTable keeps a flow's counters
 // (internal).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/detail/identity.hpp - process-wide shard identity (internal).
 //
 // One Identity per process, filled once by init_identity() before the first

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/detail/rows.hpp - per-shard records with a claim word (internal).
 //
 // The seqcount, per-core-lock and cross-shard snapshot patterns keep one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/detail/thread_slot.hpp - per-thread slots, the shard identity of
 // the thread backend (internal).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/detail/update.hpp - the update and read paths shared by every
 // per-shard type (internal).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/patterns/buffered_stats.hpp - BufferedStats<S, Lock>: one shared struct
 // behind one lock, updated through a per-core WriteBuffer.
 //

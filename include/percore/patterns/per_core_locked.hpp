@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/patterns/per_core_locked.hpp - PerCoreLocked<S>: per-core stats structs,
 // each behind its own spinlock.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/patterns/per_core_seqcount.hpp - PerCoreSeqcount<S>: per-core stats structs whose
 // group updates readers see whole.
 //

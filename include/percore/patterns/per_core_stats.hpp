@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/patterns/per_core_stats.hpp - PerCoreStats<S>: a user's stats struct as
 // per-core counters with relaxed updates.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/patterns/shared_atomic.hpp - SharedAtomic<S>: one shared struct, atomic adds.
 //
 // Correct and simple: every add is an atomic fetch_add on the shared word,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/patterns/shared_locked.hpp - SharedLocked<S, Lock>: one shared struct
 // behind one lock.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/patterns/snapshot_stats.hpp - SnapshotStats<S>: per-core stats with consistent
 // snapshots across all shards, taken without stopping writers.
 //

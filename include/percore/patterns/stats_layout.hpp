@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/patterns/stats_layout.hpp - naming the counters of a user's stats struct.
 //
 // Every statistics pattern (shared_*.hpp, buffered_stats.hpp,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/patterns/write_buffer.hpp - WriteBuffer: per-core buffering of adds to
 // shared, lock-protected counters.
 //
