@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // libFuzzer target: any bytes as a telemetry request. The reply must be one
 // JSON object no longer than max_output_len, and the counters untouched
 // unless the request was a reset.

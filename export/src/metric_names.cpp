@@ -1,5 +1,6 @@
-// The checks behind percore/export/metric_names.hpp. The unit and type-word lists
-// follow promtool's linter, so a name accepted here lints clean.
+// SPDX-License-Identifier: MIT
+// The checks behind percore/export/metric_names.hpp. The unit and type-word
+// lists follow promtool's linter, so a name with no lint problem lints clean.
 #include "percore/export/metric_names.hpp"
 
 #include <array>
@@ -21,24 +22,49 @@ std::string quoted(std::string_view s) {
     return out + "\"";
 }
 
-// Grammar plus the rules shared by metric and label names.
-std::string identifier_error(std::string_view kind, std::string_view s) {
-    if (s.empty()) return std::string(kind) + " is empty";
-    if (!(is_alpha(s[0]) || s[0] == '_'))
-        return std::string(kind) + " " + quoted(s) + " must start with a letter or '_'";
-    for (char c : s)
-        if (!(is_alpha(c) || is_digit(c) || c == '_'))
-            return std::string(kind) + " " + quoted(s) + " may only contain [a-zA-Z0-9_]";
-    if (s.size() >= 2 && s[0] == '_' && s[1] == '_')
-        return std::string(kind) + " " + quoted(s) + " starts with \"__\", which Prometheus reserves";
-    for (std::size_t i = 1; i < s.size(); ++i)
-        if (is_lower(s[i - 1]) && is_upper(s[i]))
-            return std::string(kind) + " " + quoted(s) + " is camelCase; use snake_case";
-    return {};
+// One offending byte, readable whatever it is: '-' or \xff.
+std::string shown(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) return std::string("'") + c + "'";
+    constexpr char hex[] = "0123456789abcdef";
+    return std::string("\\x") + hex[u >> 4] + hex[u & 15];
 }
 
 bool ends_with(std::string_view s, std::string_view suf) {
     return s.size() >= suf.size() && s.substr(s.size() - suf.size()) == suf;
+}
+
+// The grammar and the reserved prefix, shared by metric and label names:
+// every violation, each once. Metric names admit ':' in the grammar but
+// reserve it; label names never admit it.
+void identifier_errors(std::string_view s, bool metric, std::vector<std::string>& errors) {
+    if (s.empty()) {
+        errors.emplace_back("is empty");
+        return;
+    }
+    if (!(is_alpha(s[0]) || s[0] == '_' || (metric && s[0] == ':')))
+        errors.emplace_back("must start with a letter or '_'");
+    std::string bad;
+    bool colon = false;
+    for (char c : s) {
+        if (is_alpha(c) || is_digit(c) || c == '_') continue;
+        if (metric && c == ':') {
+            colon = true;
+            continue;
+        }
+        const std::string b = shown(c);
+        if (bad.find(b) == std::string::npos && bad.size() < 60) bad += (bad.empty() ? "" : ", ") + b;
+    }
+    if (!bad.empty()) errors.push_back("may only contain [a-zA-Z0-9_], not " + bad);
+    if (colon) errors.emplace_back("contains ':', which Prometheus reserves for recording rules");
+    if (s.size() >= 2 && s[0] == '_' && s[1] == '_')
+        errors.emplace_back("starts with \"__\", which Prometheus reserves");
+}
+
+bool camel_case(std::string_view s) {
+    for (std::size_t i = 1; i < s.size(); ++i)
+        if (is_lower(s[i - 1]) && is_upper(s[i])) return true;
+    return false;
 }
 
 struct UnitRule {
@@ -64,25 +90,38 @@ constexpr std::array<std::string_view, 10> kBase{"amperes", "bytes",   "celsius"
 constexpr std::array<std::string_view, 18> kPrefixes{"pico", "nano", "micro", "milli", "centi", "deci",
                                                      "deca", "hecto", "kilo", "kibi", "mega", "mebi",
                                                      "giga", "gibi", "tera", "tebi", "peta", "pebi"};
-constexpr std::array<std::string_view, 14> kAbbrev{"s",  "ms", "us", "ns", "sec", "b", "kb",
-                                                   "mb", "gb", "tb", "pb", "m",   "h", "d"};
+constexpr std::array<std::string_view, 23> kAbbrev{"s",    "ms",   "us",   "ns",   "sec", "secs", "msec", "usec",
+                                                   "nsec", "mins", "hrs",  "b",    "kb",  "mb",   "gb",   "tb",
+                                                   "pb",   "kib",  "mib",  "gib",  "m",   "h",    "d"};
 constexpr std::array<std::string_view, 5> kTypeWords{"counter", "gauge", "histogram", "summary", "untyped"};
 
-std::string part_error(std::string_view name, std::string_view part) {
+// The convention a `_`-separated part of a name breaks, if any.
+std::string part_lint(std::string_view part) {
     for (auto a : kAbbrev)
-        if (part == a) return "metric name " + quoted(name) + " contains the abbreviated unit \"" + std::string(a) + "\"";
+        if (part == a) return "contains the abbreviated unit \"" + std::string(a) + "\" (spell out the base unit)";
     for (auto t : kTypeWords)
-        if (part == t) return "metric name " + quoted(name) + " names its type (\"" + std::string(t) + "\")";
+        if (part == t) return "names its type (\"" + std::string(t) + "\"), which the TYPE line already says";
     for (const auto& r : kNonBase)
         if (part == r.unit)
-            return "metric name " + quoted(name) + " uses \"" + std::string(r.unit) + "\"; use the base unit \"" +
-                   std::string(r.base) + "\"";
+            return "uses \"" + std::string(r.unit) + "\" (use the base unit \"" + std::string(r.base) + "\")";
     for (auto p : kPrefixes)
         for (auto b : kBase)
             if (part.size() == p.size() + b.size() && part.substr(0, p.size()) == p && part.substr(p.size()) == b)
-                return "metric name " + quoted(name) + " uses \"" + std::string(part) + "\"; use the base unit \"" +
-                       std::string(b) + "\"";
+                return "uses \"" + std::string(part) + "\" (use the base unit \"" + std::string(b) + "\")";
     return {};
+}
+
+void add_once(std::vector<std::string>& v, std::string s) {
+    for (const auto& x : v)
+        if (x == s) return;
+    v.push_back(std::move(s));
+}
+
+std::string joined(std::string_view what, std::string_view name, const std::vector<std::string>& problems) {
+    if (problems.empty()) return {};
+    std::string out = std::string(what) + " " + quoted(name) + ": ";
+    for (std::size_t i = 0; i < problems.size(); ++i) out += (i ? "; " : "") + problems[i];
+    return out;
 }
 
 }  // namespace
@@ -121,8 +160,10 @@ bool valid_utf8(std::string_view s) noexcept {
     return true;
 }
 
-std::string metric_name_error(std::string_view name, MetricType type) {
-    if (auto e = identifier_error("metric name", name); !e.empty()) return e;
+NameCheck check_metric_name(std::string_view name, MetricType type) {
+    NameCheck r;
+    identifier_errors(name, true, r.errors);
+    if (camel_case(name)) r.lint.emplace_back("is camelCase (use snake_case)");
     std::size_t start = 0;
     while (start <= name.size()) {
         std::size_t end = name.find('_', start);
@@ -130,26 +171,46 @@ std::string metric_name_error(std::string_view name, MetricType type) {
         std::string lower;
         for (char c : name.substr(start, end - start)) lower += static_cast<char>(is_upper(c) ? c - 'A' + 'a' : c);
         if (!lower.empty())
-            if (auto e = part_error(name, lower); !e.empty()) return e;
+            if (auto e = part_lint(lower); !e.empty()) add_once(r.lint, std::move(e));
         start = end + 1;
     }
     const bool total = ends_with(name, "_total");
     if (type == MetricType::counter && !total)
-        return "counter name " + quoted(name) + " must end in \"_total\"";
-    if (type == MetricType::counter && name == "_total") return "counter name \"_total\" has no stem";
+        r.errors.emplace_back("is a counter and must end in \"_total\" (OpenMetrics requires it on counter samples)");
+    if (type == MetricType::counter && name == "_total") r.errors.emplace_back("has no stem before \"_total\"");
     if (type != MetricType::counter && total)
-        return std::string(metric_type_name(type)) + " name " + quoted(name) + " must not end in \"_total\" (counters only)";
-    for (std::string_view suf : {"_bucket", "_count", "_sum", "_created", "_info"})
+        r.lint.push_back("ends in \"_total\", which marks counters, but is a " + std::string(metric_type_name(type)));
+    for (std::string_view suf : {"_bucket", "_count", "_sum", "_created"})
         if (ends_with(name, suf))
-            return "metric name " + quoted(name) + " ends in the reserved suffix \"" + std::string(suf) + "\"";
-    return {};
+            r.lint.push_back("ends in \"" + std::string(suf) + "\", a suffix OpenMetrics gives other types' samples");
+    if (type != MetricType::gauge && ends_with(name, "_info"))
+        r.lint.emplace_back("ends in \"_info\", which marks info gauges");
+    return r;
 }
 
-std::string label_name_error(std::string_view name) {
-    if (auto e = identifier_error("label name", name); !e.empty()) return e;
-    if (name == "le" || name == "quantile")
-        return "label name \"" + std::string(name) + "\" is reserved for histograms and summaries";
-    return {};
+NameCheck check_label_name(std::string_view name, MetricType type) {
+    NameCheck r;
+    identifier_errors(name, false, r.errors);
+    if (camel_case(name)) r.lint.emplace_back("is camelCase (use snake_case)");
+    if (name == "le" || name == "quantile") {
+        const std::string why = name == "le" ? "histogram buckets" : "summary quantiles";
+        if (type == MetricType::histogram) r.errors.push_back("is reserved for " + why);
+        else r.lint.push_back("is reserved for " + why + ", misleading on a " + metric_type_name(type));
+    }
+    return r;
+}
+
+std::string metric_name_error(std::string_view name, MetricType type) {
+    return joined("metric name", name, check_metric_name(name, type).errors);
+}
+std::string metric_name_lint(std::string_view name, MetricType type) {
+    return joined("metric name", name, check_metric_name(name, type).lint);
+}
+std::string label_name_error(std::string_view name, MetricType type) {
+    return joined("label name", name, check_label_name(name, type).errors);
+}
+std::string label_name_lint(std::string_view name, MetricType type) {
+    return joined("label name", name, check_label_name(name, type).lint);
 }
 
 // Control characters other than tab and newline (which exporters escape)

@@ -1,56 +1,21 @@
-// Prometheus text 0.0.4 / OpenMetrics 1.0 rendering and the HTTP endpoint.
+// SPDX-License-Identifier: MIT
+// Prometheus text 0.0.4 / OpenMetrics 1.0 rendering and content
+// negotiation; the HTTP endpoint is in prometheus_server.cpp.
 #include "percore/export/prometheus.hpp"
 
-#include <httplib.h>
-#include <sys/socket.h>
-
-#include <atomic>
 #include <charconv>
 #include <cmath>
-#include <stdexcept>
-#include <thread>
+
+#include "format.hpp"
 
 namespace percore {
 namespace {
 
-void put_u64(std::string& out, std::uint64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, r.ptr);
-}
-
-void put_i64(std::string& out, std::int64_t v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, r.ptr);
-}
-
-// Shortest round-trip form; `force_point` makes integral values look like
-// floats ("1.0"), which OpenMetrics wants for `le` label values.
-void put_double(std::string& out, double v, bool force_point = false) {
-    if (std::isnan(v)) { out += "NaN"; return; }
-    if (std::isinf(v)) { out += v > 0 ? "+Inf" : "-Inf"; return; }
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    const std::string_view s(buf, static_cast<std::size_t>(r.ptr - buf));
-    out += s;
-    if (force_point && s.find_first_of(".e") == std::string_view::npos) out += ".0";
-}
-
 void put_value(std::string& out, const MetricValue& v) {
-    if (auto u = std::get_if<std::uint64_t>(&v)) put_u64(out, *u);
-    else if (auto i = std::get_if<std::int64_t>(&v)) put_i64(out, *i);
-    else if (auto d = std::get_if<double>(&v)) put_double(out, *d);
+    if (auto u = std::get_if<std::uint64_t>(&v)) text::append_number(out, *u);
+    else if (auto i = std::get_if<std::int64_t>(&v)) text::append_number(out, *i);
+    else if (auto d = std::get_if<double>(&v)) text::append_number(out, *d);
     else out += "NaN";
-}
-
-void put_escaped(std::string& out, std::string_view s, bool quote) {
-    for (char c : s) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else if (quote && c == '"') out += "\\\"";
-        else out += c;
-    }
 }
 
 // `{a="x",b="y"` without the closing brace, or nothing when there are no labels and no extra.
@@ -64,7 +29,7 @@ void put_labels(std::string& out, const Labels& labels, std::string_view extra_n
         first = false;
         out += k;
         out += "=\"";
-        put_escaped(out, v, true);
+        text::append_label_value(out, v);
         out += '"';
     }
     if (!extra_name.empty()) {
@@ -91,23 +56,23 @@ void put_histogram(std::string& out, std::string_view name, const Labels& labels
         out += name;
         out += "_bucket";
         le.clear();
-        put_double(le, b.upper_bound, true);
+        text::append_float(le, b.upper_bound);
         put_labels(out, labels, "le", le);
         out += ' ';
-        put_u64(out, b.cumulative_count);
+        text::append_number(out, b.cumulative_count);
         out += '\n';
     }
     out += name;
     out += "_bucket";
     put_labels(out, labels, "le", "+Inf");
     out += ' ';
-    put_u64(out, h.count);
+    text::append_number(out, h.count);
     out += '\n';
     put_sample(out, name, "_sum", labels);
-    put_double(out, h.sum);
+    text::append_number(out, h.sum);
     out += '\n';
     put_sample(out, name, "_count", labels);
-    put_u64(out, h.count);
+    text::append_number(out, h.count);
     out += '\n';
 }
 
@@ -126,8 +91,7 @@ void render(const Snapshot& snap, ExpositionFormat fmt, std::string& out) {
         out += "# HELP ";
         out += family;
         out += ' ';
-        // Text 0.0.4 escapes only backslash and newline in HELP; OpenMetrics also the quote.
-        put_escaped(out, f.help, om);
+        text::append_help(out, f.help, om);
         out += "\n# TYPE ";
         out += family;
         out += ' ';
@@ -180,55 +144,5 @@ ExpositionFormat negotiate(std::string_view accept) noexcept {
     }
     return ExpositionFormat::text;
 }
-
-struct PrometheusServer::Impl {
-    const Registry& reg;
-    httplib::Server http;
-    std::thread thread;
-    int port = -1;
-    std::atomic<std::uint64_t> scrapes{0};
-    explicit Impl(const Registry& r) : reg(r) {}
-};
-
-PrometheusServer::PrometheusServer(const Registry& reg, PrometheusOptions opt) : impl_(std::make_unique<Impl>(reg)) {
-    Impl* im = impl_.get();
-    // httplib's default adds SO_REUSEPORT, which would let a second server
-    // share the port and split scrapes between processes; keep only REUSEADDR.
-    im->http.set_socket_options([](int sock) {
-        int yes = 1;
-        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-    // Headers and body go out in separate writes: without NODELAY each
-    // keep-alive reply waits ~40 ms for the scraper's delayed ACK.
-    im->http.set_tcp_nodelay(true);
-    // An idle keep-alive connection holds a worker thread and delays stop().
-    im->http.set_keep_alive_timeout(1);
-    im->http.Get(opt.path, [im](const httplib::Request& req, httplib::Response& res) {
-        const ExpositionFormat fmt = negotiate(req.get_header_value("Accept"));
-        res.set_content(render(im->reg, fmt), content_type(fmt));
-        im->scrapes.fetch_add(1, std::memory_order_relaxed);
-    });
-    if (opt.port == 0) {
-        im->port = im->http.bind_to_any_port(opt.host);
-    } else if (im->http.bind_to_port(opt.host, opt.port)) {
-        im->port = opt.port;
-    }
-    if (im->port <= 0)
-        throw std::runtime_error("percore::PrometheusServer: cannot bind " + opt.host + ":" + std::to_string(opt.port));
-    im->thread = std::thread([im] { im->http.listen_after_bind(); });
-    // stop() is a no-op until the server runs, so wait for it (bounded).
-    for (int i = 0; i < 5000 && !im->http.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-}
-
-PrometheusServer::~PrometheusServer() { stop(); }
-
-void PrometheusServer::stop() {
-    if (!impl_ || !impl_->thread.joinable()) return;
-    impl_->http.stop();
-    impl_->thread.join();
-}
-
-std::uint16_t PrometheusServer::port() const noexcept { return static_cast<std::uint16_t>(impl_->port); }
-std::uint64_t PrometheusServer::scrapes() const noexcept { return impl_->scrapes.load(std::memory_order_relaxed); }
 
 }  // namespace percore

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // statsd client: line formatting, datagram packing, UDP with counted errors.
 #include "percore/export/statsd.hpp"
 
@@ -6,53 +7,54 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <limits>
-#include <type_traits>
 #include <map>
 #include <mutex>
 #include <random>
+#include <stdexcept>
 #include <thread>
+#include <type_traits>
+
+#include "format.hpp"
 
 namespace percore {
 namespace {
 
-bool statsd_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-           c == '-';
+// statsd parses neither NaN nor Inf, and reads "-0" as a change of 0 (a
+// leading sign makes a gauge value relative): both go out as 0.
+double plain(double v) { return std::isfinite(v) && v != 0 ? v : 0.0; }
+
+// What was recorded since the previous push: `cur` minus `prev`, or all of
+// `cur` when there was no previous push or `prev` is not an earlier
+// snapshot of the same histogram (the series was removed and registered again).
+HistogramSnapshot interval(const HistogramSnapshot& cur, const HistogramSnapshot* prev) {
+    if (prev != nullptr) {
+        try {
+            return cur.since(*prev);
+        } catch (const std::invalid_argument&) {
+        }
+    }
+    return cur;
 }
 
-void put_number(std::string& out, double v) {
-    if (!std::isfinite(v)) v = 0;  // statsd cannot parse NaN/Inf
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, r.ptr);
-}
-
-template <class T>
-void put_int(std::string& out, T v) {
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, r.ptr);
-}
-
-std::string tag_text(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c == ',' || c == '|' || c == '#' || c == ':' || c == '@' || c == '\n' || c == '\r' || c == ' ') c = '_';
-    return out;
+// A snapshot figure in the histogram's exported unit. A callback may pair
+// units of different kinds; then its figures go out as recorded.
+double exported(std::uint64_t v, const HistogramData& h) {
+    try {
+        return convert_unit(v, h.recorded, h.exported);
+    } catch (const std::invalid_argument&) {
+        return static_cast<double>(v);
+    }
 }
 
 }  // namespace
 
 std::string statsd_name(std::string_view name) {
-    std::string out(name);
-    for (char& c : out)
-        if (!statsd_char(c)) c = '_';
+    std::string out;
+    text::append_statsd_name(out, name);
     return out;
 }
 
@@ -65,9 +67,15 @@ struct StatsdClient::Impl {
     int fd = -1;
     StatsdStats st;
     std::string last_reported;
-    // push() state: previous counter values and histogram buckets per key.
+    // push() state per series: the previous counter value; the previous
+    // histogram snapshot, or count and sum for sources without one.
+    struct LastHistogram {
+        std::shared_ptr<const HistogramSnapshot> snapshot;
+        std::uint64_t count = 0;
+        double sum = 0;
+    };
     std::map<std::string, std::uint64_t, std::less<>> last_counts;
-    std::map<std::string, HistogramData, std::less<>> last_hist;
+    std::map<std::string, LastHistogram, std::less<>> last_hist;
 
     explicit Impl(StatsdOptions o) : opt(std::move(o)) {
         if (opt.max_datagram == 0) opt.max_datagram = 1;
@@ -164,122 +172,83 @@ struct StatsdClient::Impl {
         buf_lines += lines;
     }
 
-    std::string key(std::string_view name, const Labels& labels, std::string_view suffix = {}) const {
+    std::string key(std::string_view name, const Labels& labels) const {
         std::string k;
         if (!opt.prefix.empty()) {
-            k = statsd_name(opt.prefix);
+            text::append_statsd_name(k, opt.prefix);
             k += '.';
         }
-        k += statsd_name(name);
+        text::append_statsd_name(k, name);
         if (!opt.tags)
             for (const auto& [ln, lv] : labels) {
                 k += '.';
-                std::string seg = statsd_name(lv);
-                for (char& c : seg)
-                    if (c == '.') c = '_';
-                k += seg.empty() ? "_" : seg;
+                if (lv.empty()) k += '_';
+                else text::append_statsd_name(k, lv, false);
             }
-        k += suffix;
         return k;
     }
 
-    // Finishes "<key>:<value>" with its type, sample rate and tags, and
-    // queues it.
-    void sampled_line(std::string& line, std::string_view type, double rate, const Labels& labels) {
-        line += type;
-        tail(line, std::min(rate, 1.0), labels);
-        add(line, 1);
-    }
-    void tail(std::string& line, double rate, const Labels& labels) const {
+    // "<key>:<value>|<type>[|@rate][|#tags]".
+    template <class T>
+    std::string line(std::string_view k, T v, std::string_view type, const Labels& labels, double rate = 1.0) const {
+        std::string out(k);
+        out += ':';
+        if constexpr (std::is_floating_point_v<T>) text::append_number(out, plain(v));
+        else text::append_number(out, v);
+        out += '|';
+        out += type;
         if (rate < 1.0) {
-            line += "|@";
-            put_number(line, rate);
+            out += "|@";
+            text::append_fixed(out, rate);
         }
         if (opt.tags && !labels.empty()) {
-            line += "|#";
+            out += "|#";
             for (std::size_t i = 0; i < labels.size(); ++i) {
-                if (i) line += ',';
-                line += statsd_name(labels[i].first);
-                line += ':';
-                line += tag_text(labels[i].second);
+                if (i) out += ',';
+                text::append_statsd_name(out, labels[i].first);
+                out += ':';
+                text::append_statsd_tag(out, labels[i].second);
             }
         }
+        return out;
     }
 
-    void counter_line(const std::string& k, std::uint64_t delta, const Labels& labels) {
-        std::string line = k;
-        line += ':';
-        put_int(line, delta);
-        line += "|c";
-        tail(line, 1.0, labels);
-        add(line, 1);
-    }
-    void double_line(const std::string& k, double v, std::string_view type, const Labels& labels) {
-        std::string line = k;
-        line += ':';
-        put_number(line, v);
-        line += '|';
-        line += type;
-        tail(line, 1.0, labels);
-        add(line, 1);
-    }
     template <class T>
     void gauge_line(const std::string& k, T v, const Labels& labels) {
-        std::string line;
-        std::size_t lines = 1;
         bool negative = false;
-        if constexpr (std::is_signed_v<T> || std::is_floating_point_v<T>) negative = v < 0;
-        if (negative) {
-            line = k + ":0|g";
-            tail(line, 1.0, labels);
-            line += '\n';
-            lines = 2;
-        }
-        line += k;
-        line += ':';
-        if constexpr (std::is_same_v<T, double>) put_number(line, v);
-        else put_int(line, v);
-        line += "|g";
-        tail(line, 1.0, labels);
-        add(line, lines);
+        if constexpr (std::is_signed_v<T>) negative = plain(static_cast<double>(v)) < 0;
+        // statsd reads a signed value as a change: set 0, then apply it, in one datagram.
+        if (negative) add(line(k, 0, "g", labels) + '\n' + line(k, v, "g", labels), 2);
+        else add(line(k, v, "g", labels), 1);
     }
 
+    // Interval figures from the core histogram model: this push's snapshot
+    // minus the previous one. A source without a core snapshot (a callback
+    // that does not set it) sends count and sum only.
     void histogram_lines(const std::string& base, const HistogramData& h, const Labels& labels) {
         std::string id = base;
         for (const auto& [k, v] : labels) id += "|" + k + "=" + v;  // tags mode shares `base`
-        HistogramData& prev = last_hist[id];
-        const bool restarted = h.count < prev.count;  // reset since the last push
-        const std::uint64_t dn = restarted ? h.count : h.count - prev.count;
-        const double dsum = restarted ? h.sum : h.sum - prev.sum;
-        if (dn > 0) {
-            counter_line(base + ".count", dn, labels);
-            std::string line = base + ".sum:";
-            put_number(line, dsum);
-            line += "|c";
-            tail(line, 1.0, labels);
-            add(line, 1);
-            // The interval's own distribution: current minus previous
-            // cumulative counts, at the finest resolution available.
-            const bool fine = !h.fine.empty();
-            const auto& cur = fine ? h.fine : h.buckets;
-            const auto& old = fine ? prev.fine : prev.buckets;
-            std::vector<HistogramData::Bucket> delta;
-            std::size_t j = 0;
-            std::uint64_t before = 0;  // previous cumulative count at or below this bound
-            for (const auto& b : cur) {
-                while (!restarted && j < old.size() && old[j].upper_bound <= b.upper_bound) before = old[j++].cumulative_count;
-                delta.push_back({b.upper_bound, b.cumulative_count - std::min(b.cumulative_count, before)});
-            }
-            if (delta.empty() || delta.back().cumulative_count < dn)
-                delta.push_back({std::numeric_limits<double>::infinity(), dn});
-            double top = h.max;
-            for (const auto& b : delta)
-                if (b.cumulative_count >= dn) { top = std::min(b.upper_bound, h.max); break; }
-            double_line(base + ".p50", quantile_from_buckets(delta, 0.5, h.min, h.max), "g", labels);
-            double_line(base + ".p99", quantile_from_buckets(delta, 0.99, h.min, h.max), "g", labels);
-            double_line(base + ".max", top, "g", labels);
+        LastHistogram& prev = last_hist[id];
+        if (h.snapshot) {
+            const HistogramSnapshot d = interval(*h.snapshot, prev.snapshot.get());
+            prev.snapshot = h.snapshot;
+            if (d.count() == 0) return;
+            auto scaled = [&](std::uint64_t v) { return exported(v, h); };
+            add(line(base + ".count", d.count(), "c", labels), 1);
+            add(line(base + ".sum", scaled(d.sum()), "c", labels), 1);
+            add(line(base + ".p50", scaled(d.percentile(50)), "g", labels), 1);
+            add(line(base + ".p99", scaled(d.percentile(99)), "g", labels), 1);
+            add(line(base + ".max", scaled(d.max()), "g", labels), 1);
+            return;
         }
-        prev = h;
+        const bool restarted = h.count < prev.count;  // reset since the last push
+        const std::uint64_t n = restarted ? h.count : h.count - prev.count;
+        const double sum = restarted ? h.sum : h.sum - prev.sum;
+        prev.count = h.count;
+        prev.sum = h.sum;
+        if (n == 0) return;
+        add(line(base + ".count", n, "c", labels), 1);
+        add(line(base + ".sum", sum, "c", labels), 1);
     }
 
     void push(const Snapshot& snap) {
@@ -301,7 +270,7 @@ struct StatsdClient::Impl {
                     auto [it, fresh] = last_counts.try_emplace(id, 0);
                     const std::uint64_t delta = cur >= it->second ? cur - it->second : cur;
                     it->second = cur;
-                    if (delta != 0 || fresh) counter_line(k, delta, s.labels);
+                    if (delta != 0 || fresh) add(line(k, delta, "c", s.labels), 1);
                     continue;
                 }
                 if (auto i = std::get_if<std::int64_t>(&s.value)) gauge_line(k, *i, s.labels);
@@ -313,7 +282,24 @@ struct StatsdClient::Impl {
     }
 };
 
-StatsdClient::StatsdClient(StatsdOptions opt) : impl_(std::make_unique<Impl>(std::move(opt))) {}
+namespace {
+
+// Mistakes that would otherwise surface only as errors counted at every push.
+StatsdOptions checked(StatsdOptions opt, const char* who, bool reporter) {
+    if (opt.host.empty())
+        throw std::invalid_argument(std::string(who) + ": StatsdOptions::host is empty; give the statsd daemon's "
+                                    "host name or address, e.g. \"127.0.0.1\"");
+    if (reporter && opt.interval <= std::chrono::milliseconds::zero())
+        throw std::invalid_argument(std::string(who) + ": StatsdOptions::interval is " +
+                                    std::to_string(opt.interval.count()) +
+                                    " ms; it must be positive (it is the time between two pushes)");
+    return opt;
+}
+
+}  // namespace
+
+StatsdClient::StatsdClient(StatsdOptions opt)
+    : impl_(std::make_unique<Impl>(checked(std::move(opt), "percore::StatsdClient", false))) {}
 StatsdClient::~StatsdClient() { flush(); }
 
 namespace {
@@ -332,10 +318,7 @@ bool keep_sample(double rate) {
 void StatsdClient::count(std::string_view name, std::int64_t delta, double rate, const Labels& labels) {
     if (!keep_sample(rate)) return;
     std::lock_guard lk(impl_->mu);
-    std::string line = impl_->key(name, labels);
-    line += ':';
-    put_int(line, delta);
-    impl_->sampled_line(line, "|c", rate, labels);
+    impl_->add(impl_->line(impl_->key(name, labels), delta, "c", labels, rate), 1);
 }
 
 void StatsdClient::gauge(std::string_view name, double value, const Labels& labels) {
@@ -346,10 +329,7 @@ void StatsdClient::gauge(std::string_view name, double value, const Labels& labe
 void StatsdClient::timing(std::string_view name, double ms, double rate, const Labels& labels) {
     if (!keep_sample(rate)) return;
     std::lock_guard lk(impl_->mu);
-    std::string line = impl_->key(name, labels);
-    line += ':';
-    put_number(line, ms);
-    impl_->sampled_line(line, "|ms", rate, labels);
+    impl_->add(impl_->line(impl_->key(name, labels), ms, "ms", labels, rate), 1);
 }
 
 void StatsdClient::flush() {
@@ -394,7 +374,7 @@ struct StatsdReporter::Impl {
 };
 
 StatsdReporter::StatsdReporter(const Registry& reg, StatsdOptions opt)
-    : impl_(std::make_unique<Impl>(reg, std::move(opt))) {
+    : impl_(std::make_unique<Impl>(reg, checked(std::move(opt), "percore::StatsdReporter", true))) {
     impl_->thread = std::thread([im = impl_.get()] { im->run(); });
 }
 StatsdReporter::~StatsdReporter() { stop(); }

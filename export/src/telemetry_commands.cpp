@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The telemetry protocol: request parsing, the built-in commands, JSON
 // replies with their size limit. No sockets here, so fuzzers can drive it.
 #include <unistd.h>
@@ -68,6 +69,73 @@ std::optional<std::size_t> parse_offset(std::string_view p) {
     auto r = std::from_chars(p.data(), p.data() + p.size(), v);
     if (r.ec != std::errc() || r.ptr != p.data() + p.size()) return std::nullopt;
     return v;
+}
+
+// Why `id` is not a series id in the form series_id() writes (`name` or
+// `name{label="value",...}`, values escaping only \\, \" and \n), or "" if it
+// is one. The registry's lookup is lenient (it takes `name{a="b",}`); checking
+// here tells a client what to fix instead of answering null.
+std::string series_id_error(std::string_view id) {
+    const std::size_t n = id.size();
+    auto quoted = [](std::string_view label) {  // label names are [A-Za-z0-9_], safe to echo; long ones cut
+        std::string q(1, '"');
+        q.append(label.substr(0, 64)).append(label.size() > 64 ? "...\"" : "\"");
+        return q;
+    };
+    auto at = [](std::size_t i, const std::string& what) { return what + " at byte " + std::to_string(i); };
+    auto name_char = [](char c, bool first, bool colon) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':') ||
+               (!first && c >= '0' && c <= '9');
+    };
+    if (n == 0) return "empty series id";
+    std::size_t i = 0;
+    for (; i < n && id[i] != '{'; ++i)
+        if (!name_char(id[i], i == 0, true)) return at(i, "invalid character in the metric name");
+    if (i == 0) return at(0, "no metric name before '{'");
+    if (i == n) return "";
+    if (++i < n && id[i] == '}') return at(i, "empty label set \"{}\" (write the name alone)");
+    std::vector<std::string_view> seen;
+    for (;;) {
+        const std::size_t key = i;
+        while (i < n && name_char(id[i], i == key, false)) ++i;
+        const std::string_view label = id.substr(key, i - key);
+        if (label.empty()) {
+            if (i == n) return "missing '}' at the end";
+            if (id[i] == ',') return at(i, "empty label before ','");
+            if (id[i] == '=') return at(i, "empty label name before '='");
+            return at(i, "invalid character in a label name");
+        }
+        if (i == n || id[i] != '=') return at(i, "expected '=' after label " + quoted(label));
+        if (std::find(seen.begin(), seen.end(), label) != seen.end()) return "label " + quoted(label) + " given twice";
+        seen.push_back(label);
+        if (++i == n || id[i] != '"') return at(i, "the value of label " + quoted(label) + " must be in double quotes");
+        for (++i; i < n && id[i] != '"'; ++i)
+            if (id[i] == '\\' && (++i == n || (id[i] != '\\' && id[i] != '"' && id[i] != 'n')))
+                return at(i - 1, "invalid escape in the value of label " + quoted(label) + R"( (only \\, \" and \n))");
+        if (i == n) return "unterminated quoted value of label " + quoted(label);
+        if (++i == n) return "missing '}' at the end";
+        if (id[i] == '}') return i + 1 == n ? "" : at(i + 1, "unexpected text after '}'");
+        if (id[i] != ',') return at(i, "expected ',' or '}' after the value of label " + quoted(label));
+        if (++i < n && id[i] == '}') return at(i - 1, "trailing comma before '}'");
+    }
+}
+
+// The reply data for a series id series_id_error() refuses.
+std::optional<std::string> bad_series_id(const std::string& why) {
+    return dump({{"error", "bad series id: " + why + R"(; expected name or name{label="value",...})"}});
+}
+
+// A duration as people write it: "60 s", "250 ms".
+std::string duration_text(std::chrono::milliseconds d) {
+    return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + " s" : std::to_string(d.count()) + " ms";
+}
+
+// Why a client past max_clients is not served, and when to retry.
+std::string busy_message(const TelemetryOptions& o) {
+    std::string s =
+        "percore telemetry: too many clients, all " + std::to_string(o.max_clients) + " connections are in use";
+    if (o.idle_timeout.count() > 0) s += " (an idle one is closed after " + duration_text(o.idle_timeout) + ")";
+    return s + "; try again later";
 }
 
 // One page of series for /percore/list and /percore/all, starting at index
@@ -147,6 +215,7 @@ TelemetryProtocol::TelemetryProtocol(Registry& reg, TelemetryOptions opt) : reg_
     commands_["/percore/get"] = {
         "One series with help, labels and per-shard values. Parameter: series, e.g. name{label=\"v\"}.",
         [self](std::string_view p) {
+            if (auto e = series_id_error(p); !e.empty()) return bad_series_id(e);
             auto fs = self->reg_.find(p);
             if (!fs) return std::optional<std::string>();
             const auto& s = fs->series.front();
@@ -166,6 +235,7 @@ TelemetryProtocol::TelemetryProtocol(Registry& reg, TelemetryOptions opt) : reg_
         }};
     commands_["/percore/reset"] = {"Resets one series and returns what it cleared. Parameter: series.",
                                    [self](std::string_view p) {
+                                       if (auto e = series_id_error(p); !e.empty()) return bad_series_id(e);
                                        auto v = self->reg_.reset(p);
                                        if (!v) return std::optional<std::string>();
                                        return std::optional<std::string>(
@@ -190,6 +260,19 @@ std::string TelemetryProtocol::greeting() const {
 std::string TelemetryProtocol::reject(std::size_t bytes) const {
     return dump({{"error", "request of " + std::to_string(bytes) + " bytes exceeds max_input_len " +
                                std::to_string(opt_.max_input_len)}});
+}
+
+std::string TelemetryProtocol::busy_greeting() const {
+    return dump({{"version", opt_.version},
+                 {"pid", getpid()},
+                 {"max_output_len", opt_.max_output_len},
+                 {"error", busy_message(opt_)}});
+}
+
+std::string TelemetryProtocol::busy_reply(std::string_view request) const {
+    while (!request.empty() && (request.back() == '\n' || request.back() == '\r')) request.remove_suffix(1);
+    const std::string_view cmd = request.substr(0, request.find(','));
+    return dump({{std::string(cmd.substr(0, kMaxCmdLen + 8)), {{"error", busy_message(opt_)}}}});
 }
 
 std::string TelemetryProtocol::reply(std::string_view request) const {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // expocheck [--openmetrics] < exposition: runs the strict checks; exit 1 on problems.
 #include <cstring>
 #include <iostream>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A process with known metric values for the integration tests: serves
 // Prometheus and the telemetry socket, pushes to statsd at shutdown, and
 // runs until its standard input closes (or --seconds pass).
@@ -30,6 +31,8 @@ int main(int argc, char** argv) {
     app.add_option("--pace", pace, "statsd: datagrams per burst");
     app.add_option("--pause-us", pause_us, "statsd: pause between bursts");
     app.add_option("--seconds", seconds, "exit after this long at most");
+    bool big = false;
+    app.add_flag("--big", big, "add a counter near 2^64 and one with a very long label set (percore-top checks)");
     CLI11_PARSE(app, argc, argv);
 
     percore::Registry reg;
@@ -38,9 +41,16 @@ int main(int argc, char** argv) {
     reg.gauge("fixture_queue_depth", "Items waiting.")->set(-17);
     reg.add_gauge("fixture_temperature_celsius", "A callback gauge.", {}, [] { return 21.5; });
     auto h = reg.histogram("fixture_request_duration_seconds", "Request time.", {}, percore::HistogramLayout(),
-                           {1e-9, {}});
+                           {.records = percore::Unit::nanoseconds, .exports = percore::Unit::seconds});
     for (int i = 0; i < 90; ++i) h->record(std::uint64_t{2000});
     for (int i = 0; i < 10; ++i) h->record(std::uint64_t{300000});
+    if (big) {
+        reg.counter("fixture_big_total", "Near 2^64: exact only if never a double.")->add(18446744073709551611ull);
+        reg.counter("fixture_long_total", "A long label set.",
+                    {{"path", "/api/v1/tenants/acme-corporation/projects/observability/dashboards/latency"},
+                     {"code", "200"}})
+            ->add(7);
+    }
     for (int i = 0; i < burst; ++i)
         reg.counter("fixture_burst_total", "Burst.", {{"id", std::to_string(i)}})->add(static_cast<std::uint64_t>(i + 1));
 

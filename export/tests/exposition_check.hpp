@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Strict checks of a Prometheus text 0.0.4 / OpenMetrics 1.0 exposition,
 // covering what `promtool check metrics` lets through: duplicate series,
 // families split into several blocks, histograms without a +Inf bucket or

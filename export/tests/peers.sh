@@ -1,19 +1,22 @@
-# Shared by the integration scripts: installs missing Debian packages the way
-# scripts/deps does, finds free loopback ports, and stops what was started.
+# SPDX-License-Identifier: MIT
+# Shared by the integration scripts: finds the peers that scripts/deps --peers
+# installed, finds free loopback ports, and stops what was started. A test
+# never installs anything: without its peer it exits with SKIP_CODE, which
+# CMake declares as the test's SKIP_RETURN_CODE, so ctest reports it Skipped
+# (and scripts/test fails).
 set -euo pipefail
 
-need_debs() {
-  local missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+SKIP_CODE=77
+skip() {
+  echo "SKIP: $* (scripts/deps --peers installs it)"
+  exit "$SKIP_CODE"
+}
+
+# need_cmd CMD...: skips the test unless every CMD is on PATH.
+need_cmd() {
+  for c in "$@"; do
+    command -v "$c" >/dev/null || skip "$c not found on PATH"
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "installing ${missing[*]}" >&2
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
-  $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # A TCP and UDP port nobody listens on right now (checked with ss).

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # A real Prometheus server scrapes the fixture on loopback; the values read
 # back through its HTTP API must be the ones the fixture recorded. Also runs
 # promtool and the strict checker on both formats.
-# Usage: prometheus_it.sh FIXTURE EXPOCHECK CACHE_DIR
+# Usage: prometheus_it.sh FIXTURE EXPOCHECK PEERS_DIR
 set -euo pipefail
-fixture=$1 expocheck=$2 cache=$3
+fixture=$1 expocheck=$2
 . "$(dirname "$0")/peers.sh"
-need_debs prometheus curl python3
+need_cmd prometheus promtool curl python3 ss
 work=$(mktemp -d "${TMPDIR:-/tmp}/percore-prom.XXXXXX")
 trap 'stop_started; rm -rf "$work"' EXIT
 

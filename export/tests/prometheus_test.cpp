@@ -1,12 +1,19 @@
+// SPDX-License-Identifier: MIT
 // Prometheus rendering (both formats, strict checks, escaping) and the HTTP
-// endpoint under concurrent scrapes and clients that hang up mid-reply.
+// endpoint: concurrent scrapes, clients that hang up mid-reply, idle and
+// slow clients, the connection limit, the deadlines, errors that say why.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -146,10 +153,297 @@ TEST(Prometheus, ServerUnderConcurrentScrapesAndHangups) {
     EXPECT_EQ(missing->status, 404);
 }
 
-TEST(Prometheus, BindFailureIsAnError) {
+TEST(Prometheus, BindFailureSaysWhy) {
     percore::Registry reg;
     percore::PrometheusServer a(reg, {.port = 0});
-    EXPECT_THROW(percore::PrometheusServer(reg, {.port = a.port()}), std::runtime_error);
+    try {
+        percore::PrometheusServer b(reg, {.port = a.port()});
+        FAIL() << "a second server bound port " << a.port();
+    } catch (const std::runtime_error& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("percore::PrometheusServer: cannot bind 127.0.0.1:" + std::to_string(a.port()) + ": "),
+                  std::string::npos)
+            << msg;
+        EXPECT_NE(msg.find(std::generic_category().message(EADDRINUSE)), std::string::npos) << msg;
+    }
+}
+
+TEST(Prometheus, PathWithoutLeadingSlashIsRejected) {
+    percore::Registry reg;
+    for (const char* path : {"metrics", ""}) {
+        try {
+            percore::PrometheusServer srv(reg, {.port = 0, .path = path});
+            ADD_FAILURE() << "accepted path \"" << path << "\"";
+        } catch (const std::invalid_argument& e) {
+            EXPECT_NE(std::string(e.what()).find("must start with '/'"), std::string::npos) << e.what();
+        }
+    }
+}
+
+// ---- clients that hold connections ---------------------------------------
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+// Generous: the deadlines below are conditions to wait for on a loaded
+// machine, never timing assertions.
+constexpr auto kPatience = std::chrono::seconds(30);
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+struct Socket {
+    int fd = -1;
+    explicit Socket(std::uint16_t port) {
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    Socket(Socket&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+    Socket& operator=(Socket&&) = delete;
+    ~Socket() {
+        if (fd >= 0) close(fd);
+    }
+    bool send_all(std::string_view s) const {
+        while (!s.empty()) {
+            const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+            if (n <= 0) return false;
+            s.remove_prefix(static_cast<std::size_t>(n));
+        }
+        return true;
+    }
+    // True once the server closed or reset the connection (no data pending).
+    bool closed_now() const {
+        char c;
+        const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+    // Reads until the server closes the connection or `patience` passes;
+    // true if it closed. What was read is appended to `got`.
+    bool wait_closed(std::string& got, Clock::duration patience = kPatience) const {
+        const auto end = Clock::now() + patience;
+        for (;;) {
+            const auto left = std::chrono::duration_cast<milliseconds>(end - Clock::now()).count();
+            if (left <= 0) return false;
+            pollfd p{fd, POLLIN, 0};
+            if (poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+            char buf[4096];
+            const ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) return true;
+            got.append(buf, static_cast<std::size_t>(n));
+        }
+    }
+    // One HTTP/1.1 request on this connection; the reply's status line and
+    // body (read by Content-Length), or empty on failure.
+    std::string request(std::string_view path) const {
+        if (!send_all("GET " + std::string(path) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")) return {};
+        std::string got;
+        const auto end = Clock::now() + kPatience;
+        while (Clock::now() < end) {
+            const auto head_end = got.find("\r\n\r\n");
+            if (head_end != std::string::npos) {
+                const auto cl = got.find("Content-Length: ");
+                if (cl != std::string::npos && cl < head_end &&
+                    got.size() >= head_end + 4 + std::stoul(got.substr(cl + 16)))
+                    return got;
+            }
+            pollfd p{fd, POLLIN, 0};
+            if (poll(&p, 1, 100) <= 0) continue;
+            char buf[4096];
+            const ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) return {};
+            got.append(buf, static_cast<std::size_t>(n));
+        }
+        return {};
+    }
+};
+
+// Sends one more header byte on each socket every `interval`, never ending
+// the headers (each has sent its first byte already).
+class Trickle {
+public:
+    Trickle(const std::vector<Socket>& socks, milliseconds interval)
+        : thread_([&socks, interval, this] {
+              const std::string head = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+              for (std::size_t i = 1; !stop_.load(std::memory_order_relaxed); ++i) {
+                  std::this_thread::sleep_for(interval);
+                  const char byte = i < head.size() ? head[i] : 'a';
+                  for (const auto& s : socks) (void)!::send(s.fd, &byte, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+              }
+          }) {}
+    ~Trickle() {
+        stop_.store(true, std::memory_order_relaxed);
+        thread_.join();
+    }
+
+private:
+    std::atomic<bool> stop_{false};  // relaxed: it publishes nothing, and join() orders the rest
+    std::thread thread_;
+};
+
+// A scrape is answered while 200 idle and 50 slow clients hold connections
+// (the old 8-worker server never answered it: each slow client held a
+// worker). Long deadlines here, so that nothing is dropped and the server
+// has to serve around the held connections.
+TEST(Prometheus, ScrapeAnsweredWhileIdleAndSlowClientsHoldConnections) {
+    percore::Registry reg;
+    fill(reg);
+    percore::PrometheusOptions opt;
+    opt.port = 0;
+    opt.header_timeout = std::chrono::minutes(10);
+    opt.idle_timeout = std::chrono::minutes(10);
+    percore::PrometheusServer srv(reg, opt);
+    std::vector<Socket> slow, idle;
+    for (int i = 0; i < 50; ++i) {
+        slow.emplace_back(srv.port());
+        ASSERT_GE(slow.back().fd, 0);
+        ASSERT_TRUE(slow.back().send_all("G"));
+    }
+    for (int i = 0; i < 200; ++i) {
+        idle.emplace_back(srv.port());
+        ASSERT_GE(idle.back().fd, 0);
+    }
+    Trickle trickle(slow, milliseconds(200));
+    std::this_thread::sleep_for(milliseconds(500));  // the slow clients are mid-header
+
+    httplib::Client cli("127.0.0.1", srv.port());
+    cli.set_connection_timeout(kPatience);
+    cli.set_read_timeout(kPatience);
+    const auto t0 = Clock::now();
+    auto res = cli.Get("/metrics");
+    const double took = ms_since(t0);
+    std::printf("[ measured ] scrape with 200 idle + 50 slow connections open: %.1f ms\n", took);
+    RecordProperty("scrape_ms", std::to_string(took));
+    ASSERT_TRUE(res) << "no reply within " << kPatience.count() << " s: " << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, 200);
+    EXPECT_NE(res->body.find("http_requests_total{method=\"get\"} 3\n"), std::string::npos) << res->body;
+    EXPECT_TRUE(percore::test::check_exposition(res->body, false).empty());
+    int still_open = 0;
+    for (const auto& s : slow) still_open += !s.closed_now();
+    for (const auto& s : idle) still_open += !s.closed_now();
+    EXPECT_EQ(still_open, 250);
+}
+
+// Beyond max_connections a client is accepted and closed at once, not left
+// waiting; the connections already open keep working, and a freed slot is
+// used again.
+TEST(Prometheus, ConnectionLimitRefusesCleanly) {
+    percore::Registry reg;
+    fill(reg);
+    percore::PrometheusOptions opt;
+    opt.port = 0;
+    opt.max_connections = 4;
+    opt.header_timeout = std::chrono::minutes(10);
+    opt.idle_timeout = std::chrono::minutes(10);
+    percore::PrometheusServer srv(reg, opt);
+    std::vector<Socket> held;
+    for (int i = 0; i < 4; ++i) {
+        held.emplace_back(srv.port());
+        ASSERT_GE(held.back().fd, 0);
+    }
+    // The server accepts in arrival order, so this one is the fifth.
+    Socket extra(srv.port());
+    ASSERT_GE(extra.fd, 0);
+    (void)extra.send_all("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    const auto t0 = Clock::now();
+    std::string got;
+    EXPECT_TRUE(extra.wait_closed(got)) << "the connection over the limit was left open";
+    std::printf("[ measured ] connection over the limit closed after %.1f ms\n", ms_since(t0));
+    EXPECT_EQ(got, "");  // closed, not answered
+
+    for (const auto& s : held) {
+        const std::string reply = s.request("/metrics");
+        EXPECT_TRUE(reply.starts_with("HTTP/1.1 200")) << reply.substr(0, 80);
+        EXPECT_NE(reply.find("queue_depth -7\n"), std::string::npos);
+    }
+    held.pop_back();  // frees a slot, once the server has seen the close
+    bool served = false;
+    for (const auto end = Clock::now() + kPatience; !served && Clock::now() < end;) {
+        Socket s(srv.port());
+        served = s.request("/metrics").starts_with("HTTP/1.1 200");
+        if (!served) std::this_thread::sleep_for(milliseconds(10));
+    }
+    EXPECT_TRUE(served);
+}
+
+// A client that never finishes its headers is dropped after header_timeout,
+// whether it trickles bytes or sends nothing; a scrape still works.
+TEST(Prometheus, HeaderDeadlineDropsSlowAndSilentClients) {
+    percore::Registry reg;
+    fill(reg);
+    percore::PrometheusOptions opt;
+    opt.port = 0;
+    opt.header_timeout = milliseconds(300);
+    opt.idle_timeout = std::chrono::minutes(10);
+    percore::PrometheusServer srv(reg, opt);
+    std::vector<Socket> slow;
+    slow.emplace_back(srv.port());
+    ASSERT_GE(slow.back().fd, 0);
+    ASSERT_TRUE(slow.back().send_all("G"));
+    Socket silent(srv.port());
+    ASSERT_GE(silent.fd, 0);
+    const auto t0 = Clock::now();
+    {
+        Trickle trickle(slow, milliseconds(50));
+        std::string got;
+        EXPECT_TRUE(slow.front().wait_closed(got)) << "a trickling client outlived the header deadline";
+        std::printf("[ measured ] trickling client dropped after %.1f ms (header_timeout 300 ms)\n", ms_since(t0));
+        EXPECT_EQ(got, "");
+    }
+    std::string got;
+    EXPECT_TRUE(silent.wait_closed(got)) << "a silent client outlived the header deadline";
+    std::printf("[ measured ] silent client seen closed after %.1f ms\n", ms_since(t0));
+    httplib::Client cli("127.0.0.1", srv.port());
+    auto res = cli.Get("/metrics");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+}
+
+// A kept-alive connection is served again, then closed once it has been
+// idle for idle_timeout.
+TEST(Prometheus, IdleDeadlineClosesKeptAliveConnection) {
+    percore::Registry reg;
+    fill(reg);
+    percore::PrometheusOptions opt;
+    opt.port = 0;
+    opt.header_timeout = std::chrono::minutes(10);
+    opt.idle_timeout = milliseconds(300);
+    percore::PrometheusServer srv(reg, opt);
+    Socket s(srv.port());
+    ASSERT_GE(s.fd, 0);
+    EXPECT_TRUE(s.request("/metrics").starts_with("HTTP/1.1 200"));
+    EXPECT_TRUE(s.request("/metrics").starts_with("HTTP/1.1 200"));  // same connection
+    const auto t0 = Clock::now();
+    std::string got;
+    EXPECT_TRUE(s.wait_closed(got)) << "an idle kept-alive connection was never closed";
+    std::printf("[ measured ] idle kept-alive connection closed after %.1f ms (idle_timeout 300 ms)\n", ms_since(t0));
+    EXPECT_EQ(got, "");
+}
+
+TEST(Prometheus, RoutesOnlyItsPathForGetAndHead) {
+    percore::Registry reg;
+    fill(reg);
+    percore::PrometheusServer srv(reg, {.port = 0, .path = "/probe"});
+    httplib::Client cli("127.0.0.1", srv.port());
+    auto get = cli.Get("/probe?debug=1");  // the query string is not part of the path
+    ASSERT_TRUE(get);
+    EXPECT_EQ(get->status, 200);
+    auto head = cli.Head("/probe");
+    ASSERT_TRUE(head);
+    EXPECT_EQ(head->status, 200);
+    EXPECT_EQ(head->body, "");
+    auto post = cli.Post("/probe", "x", "text/plain");
+    ASSERT_TRUE(post);
+    EXPECT_EQ(post->status, 405);
+    EXPECT_EQ(post->get_header_value("Allow"), "GET, HEAD");
+    auto other = cli.Get("/metrics");
+    ASSERT_TRUE(other);
+    EXPECT_EQ(other->status, 404);
+    EXPECT_EQ(srv.scrapes(), 2u);
 }
 
 }  // namespace

@@ -1,18 +1,15 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The reference statsd daemon (npm statsd@0.9.0) on loopback receives the
 # fixture's shutdown push, including a burst of 10,000 counters in one push;
 # every value must read back exactly through its management interface.
-# Usage: statsd_it.sh FIXTURE EXPOCHECK CACHE_DIR
+# Usage: statsd_it.sh FIXTURE EXPOCHECK PEERS_DIR
 set -euo pipefail
-fixture=$1 cache=$3
+fixture=$1 peers=$3
 . "$(dirname "$0")/peers.sh"
-need_debs python3
-# Node may come from outside Debian (with its own npm); install Debian's only when absent.
-command -v node >/dev/null && command -v npm >/dev/null || need_debs nodejs npm
-if [ ! -f "$cache/statsd/node_modules/statsd/stats.js" ]; then
-  mkdir -p "$cache/statsd"
-  (cd "$cache/statsd" && timeout 180 npm install --silent --no-audit --no-fund statsd@0.9.0 >/dev/null)
-fi
+need_cmd node python3 ss
+statsd=$peers/statsd/node_modules/statsd/stats.js
+[ -f "$statsd" ] || skip "statsd daemon not found at $statsd"
 work=$(mktemp -d "${TMPDIR:-/tmp}/percore-statsd.XXXXXX")
 trap 'stop_started; rm -rf "$work"' EXIT
 
@@ -22,7 +19,7 @@ cat > "$work/config.js" <<JS
 { address: "127.0.0.1", port: $uport, mgmt_address: "127.0.0.1", mgmt_port: $mport,
   flushInterval: 3600000, backends: [], deleteIdleStats: false }
 JS
-node "$cache/statsd/node_modules/statsd/stats.js" "$work/config.js" > "$work/statsd.log" 2>&1 &
+node "$statsd" "$work/config.js" > "$work/statsd.log" 2>&1 &
 PIDS+=($!)
 mgmt() {  # one management command; prints the reply
   python3 - "$mport" "$1" <<'PY'

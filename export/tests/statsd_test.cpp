@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // statsd client against a UDP socket in the test: line format, packing
 // limits, deltas, negative gauges, tags, and errors that must not be fatal.
 #include <gtest/gtest.h>
@@ -6,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <limits>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -144,7 +147,7 @@ TEST(Statsd, HistogramsPushedAggregated) {
     Receiver rx;
     percore::Registry reg;
     auto h = reg.histogram("op_duration_seconds", "Op time.", {}, percore::HistogramLayout(2, 1'000'000),
-                           {1e-3, {1, 10, 100, 1000}});
+                           {.records = percore::Unit::milliseconds, .bounds = {1, 10, 100, 1000}});
     for (int i = 0; i < 99; ++i) h->record(5);
     h->record(500);
     percore::StatsdClient c(opts(rx.port));
@@ -159,6 +162,71 @@ TEST(Statsd, HistogramsPushedAggregated) {
     ASSERT_EQ(l.size(), 5u);
     EXPECT_EQ(l[0], "app.op_duration_seconds.count:1|c");
     EXPECT_EQ(l[2], "app.op_duration_seconds.p50:0.05|g");  // the interval alone, at full resolution
+}
+
+TEST(Statsd, HistogramIntervalsComeFromCoreSnapshots) {
+    Receiver rx;
+    percore::Registry reg;
+    auto h = reg.histogram("job_duration_seconds", "Job time.", {}, percore::HistogramLayout());
+    h->record(std::uint64_t{1895306531});
+    percore::StatsdClient c(opts(rx.port));
+    c.push(reg);  // shortest round-trip figures of exactly scaled integers
+    EXPECT_EQ(lines_of(rx.drain()),
+              (std::vector<std::string>{"app.job_duration_seconds.count:1|c",
+                                        "app.job_duration_seconds.sum:1.895306531|c",
+                                        "app.job_duration_seconds.p50:1.895306531|g",
+                                        "app.job_duration_seconds.p99:1.895306531|g",
+                                        "app.job_duration_seconds.max:1.895306531|g"}));
+    c.push(reg);  // nothing recorded since
+    EXPECT_TRUE(rx.drain().empty());
+    h->record(std::uint64_t{1000});
+    h->record(std::uint64_t{1000});
+    c.push(reg);  // the interval alone; its max is its top bucket's upper edge (1000..1003)
+    EXPECT_EQ(lines_of(rx.drain()),
+              (std::vector<std::string>{"app.job_duration_seconds.count:2|c", "app.job_duration_seconds.sum:2e-06|c",
+                                        "app.job_duration_seconds.p50:1e-06|g",
+                                        "app.job_duration_seconds.p99:1.003e-06|g",
+                                        "app.job_duration_seconds.max:1.003e-06|g"}));
+    // Registered again: a new histogram, pushed whole.
+    reg.remove("job_duration_seconds", {});
+    reg.histogram("job_duration_seconds", "Job time.", {}, percore::HistogramLayout())
+        ->record(std::uint64_t{5});
+    c.push(reg);
+    const auto l = lines_of(rx.drain());
+    ASSERT_EQ(l.size(), 5u);
+    EXPECT_EQ(l[0], "app.job_duration_seconds.count:1|c");
+    EXPECT_EQ(l[1], "app.job_duration_seconds.sum:5e-09|c");
+}
+
+TEST(Statsd, CallbackHistogramsSendCountAndSum) {
+    Receiver rx;
+    percore::Registry reg;
+    std::uint64_t n = 3;
+    reg.add_histogram("cb_duration_seconds", "From a callback.", {}, [&] {
+        percore::HistogramData d;
+        d.count = n;
+        d.sum = 0.75 * static_cast<double>(n);
+        return d;
+    });
+    percore::StatsdClient c(opts(rx.port));
+    c.push(reg);
+    EXPECT_EQ(lines_of(rx.drain()),
+              (std::vector<std::string>{"app.cb_duration_seconds.count:3|c", "app.cb_duration_seconds.sum:2.25|c"}));
+    n = 5;
+    c.push(reg);
+    EXPECT_EQ(lines_of(rx.drain()),
+              (std::vector<std::string>{"app.cb_duration_seconds.count:2|c", "app.cb_duration_seconds.sum:1.5|c"}));
+}
+
+TEST(Statsd, GaugesStatsdCannotParseAreSentAsZero) {
+    Receiver rx;
+    percore::StatsdClient c(opts(rx.port));
+    c.gauge("neg_zero", -0.0);  // "-0" would be read as a change of 0
+    c.gauge("nan", std::numeric_limits<double>::quiet_NaN());
+    c.gauge("small", -2.5e-7);
+    c.flush();
+    EXPECT_EQ(lines_of(rx.drain()), (std::vector<std::string>{"app.neg_zero:0|g", "app.nan:0|g", "app.small:0|g",
+                                                              "app.small:-2.5e-07|g"}));
 }
 
 TEST(Statsd, UnreachableAndUnresolvableAreCountedNotFatal) {
@@ -209,6 +277,47 @@ TEST(Statsd, ReporterPushesOnceMoreAtShutdown) {
         c->add(9);
     }
     EXPECT_EQ(lines_of(rx.drain()), std::vector<std::string>{"app.final_total:9|c"});
+}
+
+TEST(Statsd, ConstructionRejectsOptionsThatCannotWork) {
+    percore::Registry reg;
+    auto message = [](auto&& make) -> std::string {
+        try {
+            make();
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "(no exception)";
+    };
+    auto o = opts(8125);
+    o.host = "";
+    const auto client = message([&] { percore::StatsdClient c(o); });
+    EXPECT_NE(client.find("host is empty"), std::string::npos) << client;
+    const auto reporter = message([&] { percore::StatsdReporter r(reg, o); });
+    EXPECT_NE(reporter.find("host is empty"), std::string::npos) << reporter;
+    EXPECT_NE(reporter.find("StatsdReporter"), std::string::npos) << reporter;
+    for (auto interval : {std::chrono::milliseconds(0), std::chrono::milliseconds(-5)}) {
+        auto p = opts(8125);
+        p.interval = interval;
+        const auto m = message([&] { percore::StatsdReporter r(reg, p); });
+        EXPECT_NE(m.find("interval is " + std::to_string(interval.count()) + " ms"), std::string::npos) << m;
+        EXPECT_NE(m.find("must be positive"), std::string::npos) << m;
+        EXPECT_NO_THROW(percore::StatsdClient c(p));  // the client has no interval
+    }
+}
+
+TEST(Statsd, ConstantLabelsAreTagsOrSegments) {
+    Receiver rx;
+    percore::Registry reg(percore::RegistryOptions{.const_labels = {{"instance_role", "edge"}}});
+    reg.counter("hits_total", "H.", {{"route", "a"}})->add(2);
+    auto o = opts(rx.port);
+    o.tags = true;
+    percore::StatsdClient tagged(o);
+    tagged.push(reg);
+    EXPECT_EQ(lines_of(rx.drain()), std::vector<std::string>{"app.hits_total:2|c|#instance_role:edge,route:a"});
+    percore::StatsdClient plain(opts(rx.port));
+    plain.push(reg);
+    EXPECT_EQ(lines_of(rx.drain()), std::vector<std::string>{"app.hits_total.edge.a:2|c"});
 }
 
 }  // namespace

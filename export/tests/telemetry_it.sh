@@ -1,22 +1,15 @@
 #!/usr/bin/env bash
-# DPDK's own dpdk-telemetry.py (from Debian dpdk-dev, unpacked into the
-# cache, not installed) queries the fixture's telemetry socket.
-# Then percore-top (when given) attaches to the same process.
-# Usage: telemetry_it.sh FIXTURE EXPOCHECK CACHE_DIR [PERCORE_TOP]
+# SPDX-License-Identifier: MIT
+# DPDK's own dpdk-telemetry.py (from Debian dpdk-dev: the one scripts/deps
+# unpacked into the peer cache, else one on PATH) queries the fixture's
+# telemetry socket. Then percore-top (when given) attaches to the same process.
+# Usage: telemetry_it.sh FIXTURE EXPOCHECK PEERS_DIR [PERCORE_TOP]
 set -euo pipefail
-fixture=$1 cache=$3 top=${4:-}
+fixture=$1 peers=$3 top=${4:-}
 . "$(dirname "$0")/peers.sh"
-need_debs python3
-script=$(find "$cache/dpdk" -name dpdk-telemetry.py 2>/dev/null | head -1 || true)
-if [ -z "$script" ]; then
-  mkdir -p "$cache/dpdk"
-  (cd "$cache/dpdk" && timeout 120 apt-get download dpdk-dev >/dev/null 2>&1) || {
-    apt-get -o DPkg::Lock::Timeout=300 update -qq
-    (cd "$cache/dpdk" && timeout 120 apt-get download dpdk-dev >/dev/null)
-  }
-  dpkg-deb -x "$cache"/dpdk/dpdk-dev_*.deb "$cache/dpdk/root"
-  script=$(find "$cache/dpdk" -name dpdk-telemetry.py | head -1)
-fi
+need_cmd python3
+script=$peers/dpdk/dpdk-telemetry.py
+[ -f "$script" ] || script=$(command -v dpdk-telemetry.py) || skip "dpdk-telemetry.py not found in $peers/dpdk or on PATH"
 work=$(mktemp -d "${TMPDIR:-/tmp}/percore-tel.XXXXXX")
 trap 'stop_started; rm -rf "$work"' EXIT
 export RUNTIME_DIRECTORY=$work
@@ -85,3 +78,56 @@ print("ok   percore-top" if ok else "FAIL percore-top")
 sys.exit(0 if ok else 1)
 PY
 fi
+
+# A malformed series id gets an error saying what is wrong, not a bare null.
+printf '%s\n' '/percore/get,fixture_requests_total{method="get"},' |
+  timeout 30 python3 "$script" -f itest > "$work/bad.txt" 2>&1 || true
+grep -q 'bad series id' "$work/bad.txt" || { echo "FAIL malformed series id"; cat "$work/bad.txt"; exit 1; }
+echo "ok   malformed series id"
+
+# Every slot taken (TelemetryOptions::max_clients, 16 in the fixture) by
+# clients that stay active, so the idle timeout frees none: the stock client
+# must report the refusal cleanly, then be served once the slots are free.
+python3 - "$sock" 16 > "$work/holder.out" 2>&1 <<'PY' &
+import json, socket, sys, time
+path, n = sys.argv[1], int(sys.argv[2])
+held, deadline = [], time.monotonic() + 60
+while len(held) < n and time.monotonic() < deadline:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    if "error" in json.loads(s.recv(4096)):  # an earlier client's slot not freed yet
+        s.close()
+        time.sleep(0.1)
+        continue
+    held.append(s)
+print("held", len(held), flush=True)
+while True:
+    time.sleep(1)
+    for s in held:
+        s.send(b"/info")
+        s.recv(65536)
+PY
+holder=$!
+PIDS+=("$holder")
+wait_for 60 grep -q '^held' "$work/holder.out"
+grep -q '^held 16$' "$work/holder.out" || { echo "FAIL holding the slots"; cat "$work/holder.out"; exit 1; }
+rc=0
+printf '%s\n' /info | timeout 30 python3 "$script" -f itest > "$work/busy.txt" 2>&1 || rc=$?
+cat "$work/busy.txt"
+if [ "$rc" != 0 ] || ! grep -q 'too many clients' "$work/busy.txt" || grep -q Traceback "$work/busy.txt"; then
+  echo "FAIL refusal past max_clients (exit $rc)"
+  exit 1
+fi
+echo "ok   refusal past max_clients"
+kill "$holder"
+served() {
+  printf '%s\n' /info | timeout 30 python3 "$script" -f itest 2>&1 | grep -q '"pid"'
+}
+wait_for 60 served || { echo "FAIL not served after the slots were freed"; exit 1; }
+echo "ok   served again"
+
+# On exit the server removes its socket and the directory it created.
+exec 3>&-
+wait "${PIDS[0]}" || true
+[ ! -e "$work/dpdk/itest" ] || { echo "FAIL $work/dpdk/itest left behind"; ls -la "$work/dpdk/itest"; exit 1; }
+echo "ok   runtime directory removed"

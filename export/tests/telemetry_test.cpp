@@ -1,5 +1,7 @@
+// SPDX-License-Identifier: MIT
 // Telemetry protocol (malformed, unknown, oversized, too-large replies,
-// user commands) and the socket (greeting, mode 0600, clients that hang up).
+// user commands, malformed series ids) and the socket (greeting, mode 0600,
+// clients that hang up, go idle or come past max_clients; its directory).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
@@ -8,7 +10,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "percore/export/telemetry.hpp"
@@ -104,6 +110,66 @@ TEST(TelemetryProtocol, UserCommandsAndReplyLimit) {
     EXPECT_EQ(f.ask("/app/throws"), json({{"/app/throws", nullptr}}));
 }
 
+TEST(TelemetryProtocol, MalformedSeriesIdsAreErrors) {
+    Fixture f;
+    // {"/percore/get": {"error": "bad series id: ..."}} naming the problem.
+    auto error_of = [&](const std::string& id, const char* cmd = "/percore/get") {
+        const json r = f.ask(std::string(cmd) + "," + id)[cmd];
+        if (!r.is_object() || !r.contains("error")) return "no error: " + r.dump();
+        return r["error"].get<std::string>();
+    };
+    auto says = [](const std::string& error, const char* what) {
+        return error.find("bad series id") != std::string::npos && error.find(what) != std::string::npos;
+    };
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port="0"},)"), "after '}'");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port="0",})"), "trailing comma");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{,port="0"})"), "empty label");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port="0",,a="1"})"), "empty label");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{="0"})"), "empty label name");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{})"), "empty label set");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port="0})"), "unterminated");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port="0\"})"), "unterminated");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port="0")"), "missing '}'");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port=0})"), "double quotes");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port})"), "expected '='");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port="0" a="1"})"), "expected ',' or '}'");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port="\x"})"), "invalid escape");
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port="0",port="1"})"), "given twice");
+    EXPECT_PRED2(says, error_of(R"({port="0"})"), "no metric name");
+    EXPECT_PRED2(says, error_of("pkts total"), "invalid character");
+    EXPECT_PRED2(says, error_of(""), "empty series id");
+    // A malformed id resets nothing.
+    EXPECT_PRED2(says, error_of(R"(pkts_total{port="0",})", "/percore/reset"), "trailing comma");
+    EXPECT_EQ(f.ask(R"(/percore/get,pkts_total{port="0"})")["/percore/get"]["value"], 12);
+    // Well-formed ids: found, or null when no such series.
+    EXPECT_EQ(f.ask(R"(/percore/get,pkts_total{port="1"})"), json({{"/percore/get", nullptr}}));
+    EXPECT_EQ(f.ask("/percore/get,queue_depth")["/percore/get"]["value"], -2);
+    f.reg.counter("odd_total", "Escaped label values.", {{"path", "a\"b\\c\nd"}, {"x", ""}})->add(3);
+    const std::string odd = f.ask("/percore/list")["/percore/list"]["series"][0];
+    EXPECT_EQ(odd, R"(odd_total{path="a\"b\\c\nd",x=""})");
+    EXPECT_EQ(f.ask("/percore/get," + odd)["/percore/get"]["value"], 3);
+}
+
+TEST(TelemetryProtocol, BusyGreetingAndReplies) {
+    percore::Registry reg;
+    percore::TelemetryOptions o;
+    o.max_clients = 3;
+    o.idle_timeout = std::chrono::seconds(45);
+    percore::TelemetryProtocol proto(reg, o);
+    // Greeting-shaped, so dpdk-telemetry.py reads it like any greeting.
+    const json g = json::parse(proto.busy_greeting());
+    EXPECT_EQ(g["pid"], getpid());
+    EXPECT_EQ(g["max_output_len"], 16384);
+    EXPECT_TRUE(g["version"].is_string());
+    const std::string why = g["error"];
+    EXPECT_NE(why.find("too many clients"), std::string::npos) << why;
+    EXPECT_NE(why.find("3 connections"), std::string::npos) << why;
+    EXPECT_NE(why.find("45 s"), std::string::npos) << why;
+    EXPECT_EQ(json::parse(proto.busy_reply("/")), json({{"/", {{"error", why}}}}));
+    EXPECT_EQ(json::parse(proto.busy_reply("/percore/get,x{a=\"b\"}\n")), json({{"/percore/get", {{"error", why}}}}));
+    EXPECT_TRUE(json::parse(proto.busy_reply(std::string("\xff\0", 2))).is_object());
+}
+
 TEST(TelemetryProtocol, AllIsPagedWithinMaxOutputLen) {
     percore::Registry reg;
     for (int i = 0; i < 2000; ++i) reg.counter("many_total", "Many.", {{"id", std::to_string(i)}})->add(i);
@@ -139,9 +205,12 @@ int connect_to(const std::string& path) {
     return fd;
 }
 
+// Generous deadlines: they only bound a failing test, never time a passing one.
+constexpr int kDeadlineMs = 30000;
+
 std::string recv_msg(int fd) {
     pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 5000) <= 0) return {};
+    if (poll(&p, 1, kDeadlineMs) <= 0) return {};
     std::string buf(65536, '\0');
     const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
     buf.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
@@ -154,6 +223,7 @@ TEST(TelemetryServer, SocketGreetingPermissionsAndClients) {
     auto c = reg.counter("live_total", "Live.");
     percore::TelemetryOptions o;
     o.path = dir + "/dpdk/test/dpdk_telemetry.v2";
+    std::filesystem::create_directories(dir + "/dpdk/test");
     {
         percore::TelemetryServer srv(reg, o);
         struct stat st{};
@@ -198,7 +268,189 @@ TEST(TelemetryServer, SocketGreetingPermissionsAndClients) {
         EXPECT_EQ(r["/percore/get"]["value"], before);  // nothing lost or disturbed
         close(fd);
     }
-    EXPECT_FALSE(std::filesystem::exists(o.path));  // removed at stop
+    EXPECT_FALSE(std::filesystem::exists(o.path));             // removed at stop
+    EXPECT_TRUE(std::filesystem::exists(dir + "/dpdk/test"));  // not the server's to remove
+    std::filesystem::remove_all(dir);
+}
+
+// Sends `req` and returns the parsed reply (discarded JSON if none came).
+json ask(int fd, std::string_view req) {
+    if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) < 0) return json::value_t::discarded;
+    return json::parse(recv_msg(fd), nullptr, false);
+}
+
+// Whether the server closed `fd`, waiting for it up to the deadline.
+bool closed_by_server(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, kDeadlineMs) <= 0) return false;
+    char b;
+    return recv(fd, &b, 1, 0) == 0;
+}
+
+// Connects until a client is served (a greeting without "error" and an
+// answered /info), up to the deadline; each refused attempt is closed.
+bool served_eventually(const std::string& path) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDeadlineMs);
+    while (std::chrono::steady_clock::now() < deadline) {
+        const int fd = connect_to(path);
+        if (fd >= 0) {
+            const json g = json::parse(recv_msg(fd), nullptr, false);
+            const bool ok = g.is_object() && !g.contains("error") && ask(fd, "/info")["/info"]["pid"] == getpid();
+            close(fd);
+            if (ok) return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+}
+
+TEST(TelemetryServer, ClientPastMaxClientsIsToldWhy) {
+    const std::string dir = scratch_dir();
+    percore::Registry reg;
+    percore::TelemetryOptions o;
+    o.path = dir + "/busy.sock";
+    o.max_clients = 3;
+    o.idle_timeout = std::chrono::hours(1);  // the idle clients must keep their slots here
+    percore::TelemetryServer srv(reg, o);
+    std::vector<int> idle;
+    for (std::size_t i = 0; i < o.max_clients; ++i) {
+        idle.push_back(connect_to(srv.path()));
+        ASSERT_GE(idle.back(), 0);
+        const json g = json::parse(recv_msg(idle.back()), nullptr, false);
+        ASSERT_TRUE(g.is_object() && g["pid"] == getpid() && !g.contains("error")) << g;
+    }
+    // One more: a greeting that says why, then that error for each request
+    // while it stays; the idle ones keep their slots.
+    const int extra = connect_to(srv.path());
+    ASSERT_GE(extra, 0);
+    const json g = json::parse(recv_msg(extra), nullptr, false);
+    ASSERT_TRUE(g.is_object()) << g;
+    EXPECT_EQ(g["pid"], getpid());
+    EXPECT_TRUE(g["max_output_len"].is_number());
+    ASSERT_TRUE(g["error"].is_string()) << g;
+    const std::string why = g["error"];
+    EXPECT_NE(why.find("too many clients"), std::string::npos) << why;
+    EXPECT_EQ(ask(extra, "/"), json({{"/", {{"error", why}}}}));
+    EXPECT_EQ(ask(extra, "/info"), json({{"/info", {{"error", why}}}}));
+    EXPECT_EQ(ask(idle[0], "/info")["/info"]["pid"], getpid());
+    close(extra);
+    // A slot frees when its client leaves.
+    close(idle.back());
+    idle.pop_back();
+    EXPECT_TRUE(served_eventually(srv.path()));
+    // stop() returns with clients connected, served and refused.
+    const int refused = connect_to(srv.path());
+    srv.stop();
+    EXPECT_TRUE(closed_by_server(idle[0]));
+    if (refused >= 0) close(refused);
+    for (int fd : idle) close(fd);
+    std::filesystem::remove_all(dir);
+}
+
+TEST(TelemetryServer, IdleClientsAreDisconnected) {
+    const std::string dir = scratch_dir();
+    percore::Registry reg;
+    percore::TelemetryOptions o;
+    o.path = dir + "/idle.sock";
+    o.max_clients = 2;
+    o.idle_timeout = std::chrono::milliseconds(300);
+    percore::TelemetryServer srv(reg, o);
+    std::vector<int> idle;
+    for (std::size_t i = 0; i < o.max_clients; ++i) {
+        idle.push_back(connect_to(srv.path()));
+        ASSERT_GE(idle.back(), 0);
+        EXPECT_FALSE(recv_msg(idle.back()).empty());
+    }
+    for (int fd : idle) {
+        EXPECT_TRUE(closed_by_server(fd));
+        close(fd);
+    }
+    EXPECT_TRUE(served_eventually(srv.path()));
+    std::filesystem::remove_all(dir);
+}
+
+TEST(TelemetryServer, StopDoesNotWaitForAClientThatReadsNothing) {
+    const std::string dir = scratch_dir();
+    percore::Registry reg;
+    for (int i = 0; i < 200; ++i) reg.counter("many_total", "Many.", {{"id", std::to_string(i)}})->add(i);
+    percore::TelemetryOptions o;
+    o.path = dir + "/slow.sock";
+    o.idle_timeout = std::chrono::milliseconds(0);  // never: only stop() may end this client
+    percore::TelemetryServer srv(reg, o);
+    const int fd = connect_to(srv.path());
+    ASSERT_GE(fd, 0);
+    // Requests until the server, its send buffer full of replies nobody
+    // reads, takes no more for a while. (Should it only be slow, the test
+    // still passes, it just checks less.)
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDeadlineMs);
+    int stalls = 0;
+    while (stalls < 5 && std::chrono::steady_clock::now() < deadline) {
+        if (send(fd, "/percore/all", 12, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+            stalls = 0;
+            continue;
+        }
+        ASSERT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK) << std::strerror(errno);
+        pollfd p{fd, POLLOUT, 0};
+        if (poll(&p, 1, 100) == 0) ++stalls;
+    }
+    std::atomic<bool> stopped{false};
+    std::thread stopper([&] {
+        srv.stop();
+        stopped = true;
+    });
+    deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDeadlineMs);
+    while (!stopped && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(stopped) << "stop() waits for a client that reads nothing";
+    close(fd);  // lets a server stuck in send() go, so the test ends either way
+    stopper.join();
+    std::filesystem::remove_all(dir);
+}
+
+TEST(TelemetryServer, ExplicitPathNeedsItsDirectory) {
+    const std::string dir = scratch_dir();
+    percore::Registry reg;
+    percore::TelemetryOptions o;
+    o.path = dir + "/not/there/dpdk_telemetry.v2";
+    try {
+        percore::TelemetryServer srv(reg, o);
+        ADD_FAILURE() << "created " << o.path;
+    } catch (const std::runtime_error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find(o.path), std::string::npos) << what;
+        EXPECT_NE(what.find(std::strerror(ENOENT)), std::string::npos) << what;
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir + "/not"));
+    std::ofstream(dir + "/file") << "x";
+    o.path = dir + "/file/dpdk_telemetry.v2";  // its "directory" is a file
+    EXPECT_THROW(percore::TelemetryServer(reg, o), std::runtime_error);
+    std::filesystem::remove_all(dir);
+}
+
+TEST(TelemetryServer, DefaultDirectoryRemovedAtStopIfEmpty) {
+    const std::string dir = scratch_dir();
+    setenv("RUNTIME_DIRECTORY", dir.c_str(), 1);
+    percore::Registry reg;
+    percore::TelemetryOptions o;
+    o.prefix = "gone";
+    {
+        percore::TelemetryServer srv(reg, o);
+        EXPECT_EQ(srv.path(), dir + "/dpdk/gone/dpdk_telemetry.v2");
+        struct stat st{};
+        ASSERT_EQ(stat((dir + "/dpdk/gone").c_str(), &st), 0);
+        EXPECT_EQ(st.st_mode & 0777, 0700u);
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir + "/dpdk/gone"));
+    EXPECT_TRUE(std::filesystem::exists(dir + "/dpdk"));  // may hold other processes' directories
+    // Something else was put in it meanwhile: the directory stays.
+    o.prefix = "kept";
+    {
+        percore::TelemetryServer srv(reg, o);
+        std::ofstream(dir + "/dpdk/kept/other") << "x";
+    }
+    EXPECT_TRUE(std::filesystem::exists(dir + "/dpdk/kept/other"));
+    EXPECT_FALSE(std::filesystem::exists(dir + "/dpdk/kept/dpdk_telemetry.v2"));
+    unsetenv("RUNTIME_DIRECTORY");
     std::filesystem::remove_all(dir);
 }
 
@@ -226,6 +478,7 @@ TEST(TelemetryServer, StaleSocketReplacedAndRuntimeDirRule) {
     EXPECT_GE(fd, 0);
     close(fd);
     srv.stop();
+    EXPECT_TRUE(std::filesystem::exists(dir + "/dpdk/stale"));  // it was there before the server
     unsetenv("RUNTIME_DIRECTORY");
     std::filesystem::remove_all(dir);
 }

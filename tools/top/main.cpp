@@ -342,6 +342,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "percore-top: cannot connect to %s\n", path.c_str());
         return 1;
     }
+    if (conn.greeting().contains("error")) {  // e.g. every client slot is taken
+        std::fprintf(stderr, "percore-top: %s: %s\n", path.c_str(), conn.greeting()["error"].dump().c_str());
+        return 1;
+    }
     const auto wait = std::chrono::duration<double>(interval);
     char key = sort[0];
     const bool tty = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO) && !once;

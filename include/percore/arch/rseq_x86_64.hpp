@@ -13,6 +13,11 @@
 // (RSEQ_SIG, 0x53053053), encoded as the tail of a `ud1` so a stray jump
 // there traps. Descriptors live in section __rseq_cs (32-byte aligned, as the
 // ABI requires) and handlers in __rseq_failure, as in the kernel selftests.
+// Both are pushed with the "?" flag: they join the section group of the
+// function around them. The functions are inline, so every translation
+// unit emits a copy in a COMDAT group and the linker keeps one; without the
+// flag the discarded copies' descriptors would still point into them, which
+// the linker refuses (an unoptimized build of two files was enough).
 // The cpu_id test also covers mm_cid: a thread whose registration failed
 // has cpu_id < 0 and must not trust any other field.
 //
@@ -95,7 +100,7 @@ inline constexpr std::uint32_t kRseqAdd2Points = F == RseqField::cpu_id ? 8 : 11
 // 2 - 1, abort_ip = 4) and the arming store; then the body; then the
 // signature and the abort handler, which restarts from arming.
 #define PERCORE_RSEQ_BEGIN                         \
-    ".pushsection __rseq_cs, \"aw\"\n\t"          \
+    ".pushsection __rseq_cs, \"aw?\"\n\t"         \
     ".balign 32\n\t"                              \
     "3:\n\t"                                      \
     ".long 0x0, 0x0\n\t"                          \
@@ -107,7 +112,7 @@ inline constexpr std::uint32_t kRseqAdd2Points = F == RseqField::cpu_id ? 8 : 11
     "1:\n\t"
 #define PERCORE_RSEQ_END                           \
     "2:\n\t"                                      \
-    ".pushsection __rseq_failure, \"ax\"\n\t"     \
+    ".pushsection __rseq_failure, \"ax?\"\n\t"    \
     ".byte 0x0f, 0xb9, 0x3d\n\t"                  \
     ".long 0x53053053\n\t"                        \
     "4:\n\t"                                      \

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/export/statsd.hpp - push metrics to a statsd daemon over UDP.
 //
 // StatsdClient formats statsd lines and packs them into datagrams of at most
@@ -14,13 +15,23 @@
 //               reads a signed gauge value as a change, not a value
 //   histogram   aggregated, not per-sample `|ms` lines: a per-CPU histogram
 //               keeps bucket counts, not samples, so replaying samples would
-//               cost one line per observation (or skew statsd's percentiles
-//               with sample-rate tricks). Each push sends `name.count:<n>|c`
-//               and `name.sum:<s>|c` (deltas), and, when the interval saw
-//               observations, `name.p50|g`, `name.p99|g`, `name.max|g`
-//               computed from the interval's bucket deltas (at the
-//               histogram's own resolution when the source provides it).
+//               cost one line per observation. Nor one line per bucket with
+//               `|@1/count`: statsd scales its timer count by 1/rate but puts
+//               each line's value into its percentiles once, whatever the
+//               rate, so every bucket would weigh the same. When the interval
+//               saw observations, each push sends `name.count:<n>|c`,
+//               `name.sum:<s>|c`, `name.p50|g`, `name.p99|g` and `name.max|g`,
+//               all from the histogram's snapshot minus the previous push's
+//               (HistogramSnapshot::since), at the histogram's full
+//               resolution, in the unit the histogram exports (see
+//               HistogramExport), like the Prometheus figures. A callback
+//               histogram without HistogramData::snapshot sends count and
+//               sum only.
 //   timing()    `name:<ms>|ms[|@rate]` for callers that do have samples.
+//
+// Numbers: integers exactly, floats in their shortest round-trip form
+// (`sum:1.895306531|c`); NaN, infinities and -0, which statsd cannot parse
+// or reads as a change, are sent as 0.
 //
 // Names: prefix + "." + name, with every byte outside [A-Za-z0-9_.-]
 // replaced by '_' (statsd would drop or misparse ':', '|', '@', '#' and
@@ -28,11 +39,16 @@
 // otherwise one name segment per label value, in the family's label order
 // (`http_requests_total.get.200`), with '.' in values also replaced by '_'.
 //
-// Errors never throw and never stop the program: a line longer than
-// max_datagram, a host that does not resolve, a refused or failed send are
-// counted in stats() and reported through on_error (default: stderr,
-// repeated identical messages once).
+// Options that can never work are refused at construction with a
+// std::invalid_argument saying which and why: an empty host, and for
+// StatsdReporter an interval that is not positive. After that, errors never
+// throw and never stop the program: a line longer than max_datagram, a host
+// that does not resolve, a refused or failed send are counted in stats() and
+// reported through on_error (default: stderr, repeated identical messages
+// once).
 #pragma once
+
+#include "percore/detail/cxx20.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -46,12 +62,12 @@
 namespace percore {
 
 struct StatsdOptions {
-    std::string host = "127.0.0.1";
+    std::string host = "127.0.0.1";     // must not be empty
     std::uint16_t port = 8125;
     std::string prefix;                 // "" or e.g. "myapp" -> "myapp.<name>"
     std::size_t max_datagram = 1432;
     bool tags = false;                  // labels as DogStatsD tags
-    std::chrono::milliseconds interval{1000};  // StatsdReporter only
+    std::chrono::milliseconds interval{1000};  // StatsdReporter only; must be positive
     // UDP has no flow control: a burst of thousands of datagrams overflows a
     // local daemon's receive buffer. After `burst` datagrams in one flush the
     // client pauses for `burst_pause`. burst = 0 disables pacing.
@@ -82,7 +98,10 @@ public:
     StatsdClient& operator=(const StatsdClient&) = delete;
 
     // Queue one line; lines leave when a datagram fills or on flush().
-    // sample_rate < 1 sends with that probability and tags the line `|@rate`.
+    // sample_rate is client-side sampling: below 1 the call is kept with that
+    // probability and the line tagged `|@rate` (fixed notation: statsd stops
+    // reading a rate at an exponent), so the daemon scales it back up; 1 or
+    // more always sends, untagged; 0, negative or NaN sends nothing.
     void count(std::string_view name, std::int64_t delta, double sample_rate = 1.0, const Labels& labels = {});
     void gauge(std::string_view name, double value, const Labels& labels = {});
     void timing(std::string_view name, double ms, double sample_rate = 1.0, const Labels& labels = {});

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // percore/export/telemetry.hpp - a DPDK-telemetry-v2 compatible control socket.
 //
 // TelemetryServer listens on an AF_UNIX SOCK_SEQPACKET socket (mode 0600)
@@ -22,12 +23,25 @@
 // As in DPDK, an unknown or malformed command, a bad parameter or a failing
 // handler answers {"<command>": null}. A request longer than max_input_len
 // gets {"error": ...}; a reply longer than max_output_len is replaced by
-// {"<command>": {"error": ...}}, never cut into invalid JSON.
+// {"<command>": {"error": ...}}, never cut into invalid JSON. A series id that
+// is not `name` or `name{label="v",...}` (trailing comma, empty label,
+// unterminated quote, text after '}') gets {"<command>": {"error": ...}}
+// saying what is wrong; a well-formed id of no series gets null.
+//
+// A client that sends nothing (or reads no reply) for idle_timeout is
+// disconnected. Past max_clients a client is not served: it gets a greeting
+// with an "error" member, and {"<command>": {"error": ...}} for each request,
+// until it hangs up (or at most 30 s), so dpdk-telemetry.py prints the reason
+// rather than failing on a closed socket. Up to 16 such clients are kept;
+// any more are closed at once, as DPDK does.
 //
 // Cost: one accept thread plus one thread per connected client (at most
 // max_clients); requests read the Registry like any exporter.
 #pragma once
 
+#include "percore/detail/cxx20.hpp"
+
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -52,6 +66,9 @@ struct TelemetryOptions {
     std::size_t max_output_len = 16384;
     std::size_t max_input_len = 1024;
     std::size_t max_clients = 16;
+    // Frees the slot of a client that went quiet (dpdk-telemetry.py left
+    // open at its prompt, a hung tool). Zero: never.
+    std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
     std::string version = "percore 0.1.0";
 };
 
@@ -72,6 +89,10 @@ public:
     std::string reply(std::string_view request) const;
     // The reply to a request of `bytes` bytes that exceeds max_input_len.
     std::string reject(std::size_t bytes) const;
+    // For a client past max_clients: a greeting with an "error" member, and
+    // the {"<command>": {"error": ...}} reply to any request.
+    std::string busy_greeting() const;
+    std::string busy_reply(std::string_view request) const;
 
     const TelemetryOptions& options() const noexcept { return opt_; }
 
@@ -88,9 +109,12 @@ private:
 
 class TelemetryServer {
 public:
-    // Creates the directory (0700) and the socket (0600); throws
-    // std::system_error when the path is taken by a live server or cannot
-    // be created. A stale socket file left by a dead process is replaced.
+    // Creates the socket (0600). With the default path it also creates
+    // <rundir>/dpdk/<prefix> (0700), removed again by stop() if still empty;
+    // an explicit path's directory must exist. Throws std::system_error (what()
+    // names the path and the errno text) when the directory is missing, the
+    // path is taken by a live server, or the socket cannot be created. A stale
+    // socket file left by a dead process is replaced.
     explicit TelemetryServer(Registry& reg, TelemetryOptions opt = {});
     ~TelemetryServer();  // stop()
     TelemetryServer(const TelemetryServer&) = delete;
@@ -100,7 +124,8 @@ public:
         protocol_.add_command(cmd, help, std::move(fn));
     }
     const std::string& path() const noexcept { return path_; }
-    // Closes the socket, disconnects clients, removes the socket file.
+    // Closes the socket, disconnects clients, removes the socket file (and
+    // the directory the constructor created, if empty).
     void stop();
 
 private:
