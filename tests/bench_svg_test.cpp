@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // percore-bench's bar chart never draws an empty bar silently: a value below
 // the log axis' floor (zero or negative, i.e. within noise) gets a labelled
-// stub, a missing one "n/a".
+// marker, a missing one "n/a".
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -23,9 +23,9 @@ TEST(BenchSvg, NoSilentEmptyBars) {
     ss << f.rdbuf();
     const std::string svg = ss.str();
     EXPECT_NE(svg.find(">3<"), std::string::npos) << svg;      // drawn to scale, labelled
-    EXPECT_NE(svg.find(">-0.5~<"), std::string::npos) << svg;  // below the floor: a stub and its value
+    EXPECT_NE(svg.find(">-0.5~<"), std::string::npos) << svg;  // below the floor: a marker and its value
     EXPECT_NE(svg.find(">n/a<"), std::string::npos) << svg;    // not measured
-    EXPECT_NE(svg.find("within noise"), std::string::npos);    // the legend says what the stubs mean
+    EXPECT_NE(svg.find("within noise"), std::string::npos);    // the legend says what the markers mean
 }
 
 }  // namespace

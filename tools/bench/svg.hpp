@@ -29,7 +29,7 @@ inline std::string esc(const std::string& s) {
 
 // Bars per category, one bar per series, on a log10 y axis from `floor`.
 // A value below the floor (zero, negative: within noise) cannot be drawn to
-// scale, so it gets a hatched stub at the floor labelled with its real
+// scale, so it gets a dashed marker at the floor labelled with its real
 // value; a missing value gets "n/a". No bar is ever silently empty.
 inline bool write_bars(const std::string& path, const std::string& title, const std::string& ylabel,
                        const std::vector<std::string>& cats, const std::vector<Series>& series, double floor = 0.1) {
@@ -77,7 +77,7 @@ inline bool write_bars(const std::string& path, const std::string& title, const 
         std::fprintf(f, "<text transform='translate(%.1f,%.0f) rotate(-35)' text-anchor='end'>%s</text>\n", xc,
                      H - B + 16, esc(cats[c]).c_str());
     }
-    std::fprintf(f, "<text x='%.0f' y='%.0f' font-size='10' fill='#555'>dashed stub, value~: below %g "
+    std::fprintf(f, "<text x='%.0f' y='%.0f' font-size='10' fill='#555'>dashed marker, value~: below %g "
                     "(zero or negative: within noise); n/a: not measured</text>\n", L, H - 8, floor);
     for (std::size_t s = 0; s < series.size(); ++s) {
         const double lx = L + 10 + 150.0 * static_cast<double>(s), ly = 36;
