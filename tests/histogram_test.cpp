@@ -3,12 +3,14 @@
 // interval deltas, exporter views, clamping of bad inputs, and exact counts
 // under contention (many more threads than cores).
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <thread>
 #include <vector>
@@ -288,6 +290,49 @@ TEST(ScopedTimer, RecordsElapsedNanosecondsOnce) {
     EXPECT_EQ(s.count(), 2u);
     EXPECT_GE(s.max(), 2'000'000u);
     EXPECT_EQ(s.min(), static_cast<std::uint64_t>(stopped.count()));
+}
+
+// shard_counts() is the per-CPU breakdown exporters show: each row's share,
+// summing to count(). 64 threads on few CPUs, migrating between them every
+// few records, with a reader taking breakdowns throughout: the sum a reader
+// sees never goes down, and at the end equals the count, record for record.
+TEST(Histogram, ShardCountsSumToCountUnderMigration) {
+    const int threads = 64;
+    const std::uint64_t per = scaled(20000);
+    const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+    Histogram h;
+    std::atomic<bool> done{false};
+    std::atomic<std::uint64_t> reader_errors{0};
+    std::thread reader([&] {
+        std::uint64_t last = 0;
+        while (!done.load(std::memory_order_acquire)) {
+            const auto rows = h.shard_counts();
+            const std::uint64_t total = std::accumulate(rows.begin(), rows.end(), std::uint64_t{0});
+            if (total < last) reader_errors.fetch_add(1, std::memory_order_relaxed);
+            last = total;
+        }
+    });
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+        ts.emplace_back([&, t] {
+            for (std::uint64_t i = 0; i < per; ++i) {
+                if (i % 512 == 0) {  // move to another CPU mid-run
+                    cpu_set_t set;
+                    CPU_ZERO(&set);
+                    CPU_SET((static_cast<unsigned>(t) + i / 512) % cpus, &set);
+                    sched_setaffinity(0, sizeof set, &set);  // may fail in a restricted cpuset: then no move
+                }
+                h.record(i * 31 + static_cast<std::uint64_t>(t));
+            }
+        });
+    for (auto& t : ts) t.join();
+    done.store(true, std::memory_order_release);
+    reader.join();
+    const auto rows = h.shard_counts();
+    EXPECT_EQ(rows.size(), h.arena().rows());
+    EXPECT_EQ(std::accumulate(rows.begin(), rows.end(), std::uint64_t{0}), per * threads);
+    EXPECT_EQ(h.snapshot().count(), per * threads);
+    EXPECT_EQ(reader_errors.load(), 0u);
 }
 
 }  // namespace

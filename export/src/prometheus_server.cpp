@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-// PrometheusServer: the exposition (prometheus.cpp) served over HTTP by the
-// internal HttpServer (http_server.cpp), which owns the thread, the
-// connection limit and the deadlines.
+// PrometheusServer: the exposition (prometheus.cpp) and the live dashboard
+// (dashboard.cpp) served over HTTP by the internal HttpServer
+// (http_server.cpp), which owns the thread, the connection limit and the
+// deadlines.
 #include <atomic>
 #include <stdexcept>
 
+#include "dashboard.hpp"
 #include "http_server.hpp"
 #include "percore/export/prometheus.hpp"
 
@@ -30,6 +32,17 @@ PrometheusServer::PrometheusServer(const Registry& reg, PrometheusOptions opt) :
         im->scrapes.fetch_add(1, std::memory_order_relaxed);
         return reply;
     });
+    if (opt.dashboard) {
+        // emplace: a metrics path of "/" keeps "/" for the exposition.
+        auto page = [](const detail::HttpRequest&) {
+            return detail::HttpReply{200, "text/html; charset=utf-8", detail::dashboard_html};
+        };
+        routes.emplace("/", page);
+        routes.emplace("/dashboard", page);
+        routes.emplace("/api/metrics", [im](const detail::HttpRequest&) {
+            return detail::HttpReply{200, "application/json", detail::dashboard_json(im->reg)};
+        });
+    }
     im->http = std::make_unique<detail::HttpServer>(
         detail::HttpServerOptions{.host = std::move(opt.host),
                                   .port = opt.port,

@@ -208,6 +208,10 @@ template <class H>
 struct MetricTraits<ExportedHistogram<H>> {
     static constexpr MetricType type = MetricType::histogram;
     static MetricValue read(const ExportedHistogram<H>& e) { return histogram_data(e.histogram, e.how); }
+    static std::vector<std::int64_t> shards(const ExportedHistogram<H>& e) {
+        const std::vector<std::uint64_t> c = e.histogram.shard_counts();
+        return {c.begin(), c.end()};
+    }
 };
 
 // Callbacks: read at collect time, never reset.

@@ -10,12 +10,16 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "metrics_json.hpp"
 #include "percore/export/telemetry.hpp"
 
 namespace percore {
 namespace {
 
 using nlohmann::json;
+using detail::dump;
+using detail::entry_json;
+using detail::value_json;
 
 constexpr std::size_t kMaxCmdLen = 56;  // DPDK's MAX_CMD_LEN
 
@@ -24,43 +28,6 @@ bool valid_command(std::string_view cmd) {
     return std::all_of(cmd.begin(), cmd.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '/';
     });
-}
-
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-json value_json(const MetricValue& v) {
-    if (auto u = std::get_if<std::uint64_t>(&v)) return *u;
-    if (auto i = std::get_if<std::int64_t>(&v)) return *i;
-    if (auto d = std::get_if<double>(&v)) return std::isfinite(*d) ? json(*d) : json(nullptr);
-    const auto& h = std::get<HistogramData>(v);
-    json o = {{"count", h.count}, {"sum", h.sum}};
-    o["min"] = h.count ? h.min : 0.0;
-    o["max"] = h.count ? h.max : 0.0;
-    o["mean"] = h.count ? h.sum / static_cast<double>(h.count) : 0.0;
-    auto pct = [&](double q) {
-        for (const auto& [pq, pv] : h.percentiles)
-            if (pq == q) return pv;
-        std::vector<HistogramData::Bucket> b = h.buckets;
-        if (b.empty() || b.back().cumulative_count < h.count)
-            b.push_back({std::numeric_limits<double>::infinity(), h.count});
-        return quantile_from_buckets(b, q, h.min, h.max);
-    };
-    o["p50"] = pct(0.5);
-    o["p90"] = pct(0.9);
-    o["p99"] = pct(0.99);
-    o["p999"] = pct(0.999);
-    return o;
-}
-
-json entry_json(const FamilySnapshot& f, const SeriesSnapshot& s) {
-    json e = {{"type", metric_type_name(f.type)}};
-    if (f.type == MetricType::histogram) {
-        const json summary = value_json(s.value);
-        for (auto& [k, v] : summary.items()) e[k] = v;
-    } else {
-        e["value"] = value_json(s.value);
-    }
-    return e;
 }
 
 std::optional<std::size_t> parse_offset(std::string_view p) {
@@ -218,19 +185,7 @@ TelemetryProtocol::TelemetryProtocol(Registry& reg, TelemetryOptions opt) : reg_
             if (auto e = series_id_error(p); !e.empty()) return bad_series_id(e);
             auto fs = self->reg_.find(p);
             if (!fs) return std::optional<std::string>();
-            const auto& s = fs->series.front();
-            json e = entry_json(*fs, s);
-            e["name"] = fs->name;
-            e["help"] = fs->help;
-            json labels = json::object();
-            for (const auto& [k, v] : s.labels) labels[k] = v;
-            e["labels"] = labels;
-            if (!s.shards.empty()) {
-                json shards = json::object();
-                for (std::size_t r = 0; r < s.shards.size(); ++r)
-                    if (s.shards[r] != 0) shards[r + 1 == s.shards.size() ? "shared" : std::to_string(r)] = s.shards[r];
-                e["shards"] = shards;
-            }
+            json e = detail::series_json(*fs, fs->series.front());
             return std::optional<std::string>(dump(e));
         }};
     commands_["/percore/reset"] = {"Resets one series and returns what it cleared. Parameter: series.",

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "percore/export/prometheus.hpp"
 #include "percore/export/statsd.hpp"
@@ -33,6 +34,8 @@ int main(int argc, char** argv) {
     app.add_option("--seconds", seconds, "exit after this long at most");
     bool big = false;
     app.add_flag("--big", big, "add a counter near 2^64 and one with a very long label set (percore-top checks)");
+    int live = 0;
+    app.add_option("--live", live, "also count ~N events/s into fixture_live_* metrics from a thread (dashboard checks)");
     CLI11_PARSE(app, argc, argv);
 
     percore::Registry reg;
@@ -54,6 +57,27 @@ int main(int argc, char** argv) {
     for (int i = 0; i < burst; ++i)
         reg.counter("fixture_burst_total", "Burst.", {{"id", std::to_string(i)}})->add(static_cast<std::uint64_t>(i + 1));
 
+    std::jthread live_thread;
+    if (live > 0) {
+        auto ev = reg.counter_family("fixture_live_events_total", "Events by kind.", {"kind"});
+        auto a = ev.with({"a"}), b = ev.with({"b"});
+        auto lat = reg.histogram("fixture_live_duration_seconds", "Event time.");
+        auto depth = reg.gauge("fixture_live_depth", "A gauge that moves.");
+        live_thread = std::jthread([=](std::stop_token st) {
+            const auto start = std::chrono::steady_clock::now();
+            std::uint64_t done = 0;
+            for (std::uint64_t tick = 1; !st.stop_requested(); ++tick) {
+                // Paced against the clock so the rate stays N/s on a loaded machine.
+                const std::uint64_t due = static_cast<std::uint64_t>(live) * tick / 100;
+                for (; done < due; ++done) {
+                    (done % 4 ? a : b)->inc();
+                    lat->record(std::uint64_t{1000 + (done * 7919) % 50000});
+                }
+                depth->set(static_cast<std::int64_t>(tick % 200));
+                std::this_thread::sleep_until(start + std::chrono::milliseconds(10 * tick));
+            }
+        });
+    }
     std::unique_ptr<percore::PrometheusServer> prom;
     std::unique_ptr<percore::TelemetryServer> tel;
     std::unique_ptr<percore::StatsdReporter> statsd;

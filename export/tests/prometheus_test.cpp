@@ -4,6 +4,7 @@
 // slow clients, the connection limit, the deadlines, errors that say why.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -19,6 +20,7 @@
 
 #include "exposition_check.hpp"
 #include "percore/export/prometheus.hpp"
+#include "percore/export/telemetry.hpp"
 
 namespace {
 
@@ -444,6 +446,117 @@ TEST(Prometheus, RoutesOnlyItsPathForGetAndHead) {
     ASSERT_TRUE(other);
     EXPECT_EQ(other->status, 404);
     EXPECT_EQ(srv.scrapes(), 2u);
+}
+
+// The dashboard: the page at / and /dashboard, self-contained, and the JSON
+// it polls at /api/metrics: every series with the figures the telemetry
+// socket's /percore/get gives for it, and per-shard rows that add up.
+TEST(Prometheus, DashboardServesPageAndMetricsJson) {
+    percore::Registry reg;
+    auto get = reg.counter("http_requests_total", "Requests served.", {{"method", "get"}});
+    get->add(40);
+    reg.gauge("queue_depth", "Items waiting.")->add(-7);
+    reg.add_gauge("ratio", "A double.", {}, [] { return 0.25; });
+    auto lat = reg.histogram("rpc_duration_seconds", "RPC time.");
+    for (std::uint64_t i = 1; i <= 1000; ++i) lat->record(i * 1000);
+    std::thread([&] {  // some values from another thread, maybe another shard
+        for (std::uint64_t i = 0; i < 500; ++i) lat->record(std::uint64_t{2'000'000});
+        get->add(2);
+    }).join();
+    percore::PrometheusServer srv(reg, {.port = 0});
+    httplib::Client cli("127.0.0.1", srv.port());
+
+    for (const char* path : {"/", "/dashboard"}) {
+        auto page = cli.Get(path);
+        ASSERT_TRUE(page) << path;
+        EXPECT_EQ(page->status, 200) << path;
+        EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+        EXPECT_NE(page->body.find("<canvas"), std::string::npos);
+        EXPECT_NE(page->body.find("fetch('api/metrics'"), std::string::npos);
+        // Nothing loaded from elsewhere: no absolute URLs at all.
+        EXPECT_EQ(page->body.find("http://"), std::string::npos);
+        EXPECT_EQ(page->body.find("https://"), std::string::npos);
+        EXPECT_EQ(page->body.find("src="), std::string::npos);
+    }
+
+    const double before = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto res = cli.Get("/api/metrics");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+    const auto j = nlohmann::json::parse(res->body);
+    EXPECT_NEAR(j["time"].get<double>(), before, 5.0);
+    EXPECT_EQ(j["pid"], getpid());
+    ASSERT_EQ(j["series"].size(), reg.series_count());
+
+    percore::TelemetryProtocol tel(reg, {});
+    for (const auto& s : j["series"]) {
+        const std::string id = s["id"];
+        auto reply = nlohmann::json::parse(tel.reply("/percore/get," + id))["/percore/get"];
+        reply["id"] = id;
+        EXPECT_EQ(s, reply) << id;  // the same figures under the same keys
+    }
+    auto by_id = [&](std::string_view id) {
+        for (const auto& s : j["series"])
+            if (s["id"] == id) return s;
+        ADD_FAILURE() << id << " missing";
+        return nlohmann::json{};
+    };
+    auto shard_sum = [](const nlohmann::json& s) {
+        std::int64_t sum = 0;
+        for (auto& [row, v] : s["shards"].items()) sum += v.get<std::int64_t>();
+        return sum;
+    };
+    const auto c = by_id("http_requests_total{method=\"get\"}");
+    EXPECT_EQ(c["type"], "counter");
+    EXPECT_EQ(c["value"], 42);
+    EXPECT_EQ(shard_sum(c), 42);
+    EXPECT_EQ(by_id("queue_depth")["value"], -7);
+    EXPECT_EQ(by_id("ratio")["value"], 0.25);
+    const auto h = by_id("rpc_duration_seconds");
+    EXPECT_EQ(h["type"], "histogram");
+    EXPECT_EQ(h["count"], 1500);
+    EXPECT_EQ(shard_sum(h), 1500);  // per-shard rows of a histogram count its values
+    for (const char* k : {"count", "sum", "min", "max", "mean", "median", "p50", "p90", "p99", "p999"})
+        EXPECT_TRUE(h.contains(k)) << k;
+    EXPECT_DOUBLE_EQ(h["min"].get<double>(), 1e-6);
+    EXPECT_DOUBLE_EQ(h["max"].get<double>(), 2e-3);
+    EXPECT_EQ(h["median"], h["p50"]);
+    // 1000 values 1..1000 us and 500 of 2 ms: the median is near 750 us
+    // (within the histogram's 1% bucket error), p90 at 2 ms.
+    EXPECT_NEAR(h["p50"].get<double>(), 750e-6, 750e-6 * 0.01 + 1e-6);
+    EXPECT_NEAR(h["p90"].get<double>(), 2e-3, 2e-3 * 0.01);
+    EXPECT_NEAR(h["mean"].get<double>(), (500.5e-3 + 1.0) / 1500, 1e-9);
+}
+
+TEST(Prometheus, DashboardCanBeTurnedOff) {
+    percore::Registry reg;
+    fill(reg);
+    percore::PrometheusServer srv(reg, {.port = 0, .dashboard = false});
+    httplib::Client cli("127.0.0.1", srv.port());
+    for (const char* path : {"/", "/dashboard", "/api/metrics"}) {
+        auto res = cli.Get(path);
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 404) << path;
+    }
+    auto m = cli.Get("/metrics");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->status, 200);
+}
+
+// A metrics path of "/" keeps "/" for the exposition; the page stays at
+// /dashboard.
+TEST(Prometheus, MetricsAtRootKeepsRoot) {
+    percore::Registry reg;
+    fill(reg);
+    percore::PrometheusServer srv(reg, {.port = 0, .path = "/"});
+    httplib::Client cli("127.0.0.1", srv.port());
+    auto root = cli.Get("/");
+    ASSERT_TRUE(root);
+    EXPECT_NE(root->body.find("# TYPE http_requests_total counter"), std::string::npos);
+    auto page = cli.Get("/dashboard");
+    ASSERT_TRUE(page);
+    EXPECT_NE(page->body.find("<canvas"), std::string::npos);
 }
 
 }  // namespace

@@ -326,6 +326,18 @@ public:
         return s;
     }
 
+    // How many values each row holds (row order, the last is the shared
+    // row): the per-CPU breakdown of count(). Read like snapshot() (relaxed,
+    // never torn); costs one pass over every bucket, for control threads.
+    std::vector<std::uint64_t> shard_counts() const {
+        std::vector<std::uint64_t> out(std::size_t{slots_.shards()} + 1);
+        for (std::size_t r = 0; r < out.size(); ++r) {
+            const std::uint64_t* row = slots_.word0() + r * detail::kRowWords;
+            for (std::size_t i = 0; i < layout_.buckets(); ++i) out[r] += load(row, kHeader + i);
+        }
+        return out;
+    }
+
     const HistogramLayout& layout() const noexcept { return layout_; }
     const Arena& arena() const noexcept { return slots_.arena(); }
     // Bytes this histogram reserves in each row of its Arena.

@@ -4,7 +4,8 @@
 // render() writes a Registry snapshot in the Prometheus text format 0.0.4 or
 // in OpenMetrics 1.0; PrometheusServer serves it at /metrics from its own
 // thread (GNU libmicrohttpd, event-driven), choosing the format from the
-// scraper's Accept header (Prometheus asks for OpenMetrics first). The
+// scraper's Accept header (Prometheus asks for OpenMetrics first), and a
+// live dashboard of the same Registry at / (PrometheusOptions::dashboard). The
 // server binds 127.0.0.1 unless told otherwise. Idle and slow clients cost
 // it a descriptor each, not a thread: a scrape is answered while hundreds
 // of them are connected, and the limits below bound how long they stay.
@@ -51,8 +52,13 @@ ExpositionFormat negotiate(std::string_view accept_header) noexcept;
 struct PrometheusOptions {
     std::string host = "127.0.0.1";
     std::uint16_t port = 9464;  // 0: any free port, see PrometheusServer::port()
-    // The only path served (others get 404); must start with '/'.
+    // Where the exposition is served; must start with '/'.
     std::string path = "/metrics";
+    // Also serve the live dashboard: the page at / and /dashboard (one
+    // self-contained HTML file, no external resources) and the JSON it polls
+    // once a second at /api/metrics (every series as the telemetry socket's
+    // /percore/get reports it, with per-shard rows). Other paths get 404.
+    bool dashboard = true;
     // Open connections at most; one more is accepted and closed at once (the
     // client reads end-of-stream), never left waiting. Keep it below the
     // process's descriptor limit (ulimit -n).
