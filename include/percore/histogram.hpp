@@ -10,19 +10,23 @@
 // above it. Values above the configured highest value are clamped to it and
 // counted (out_of_range), never undefined.
 //
-// Cost: record() is two per-shard adds (the value's bucket and the running
-// sum), each the rseq / thread-slot fast path of a Counter, plus a load of
-// the shard's min and max that only turns into a compare-and-swap when the
-// value is a new extreme for that shard. No lock, no allocation.
-// snapshot() reads every bucket of every shard and allocates; it is for
-// control threads.
+// Cost: record() is one per-shard update that adds 1 to the value's bucket
+// and the value to that bucket's running sum: each bucket is a {count, sum}
+// pair, so with rseq both commit together in one restartable sequence (one
+// 16-byte store), and with thread slots it is two plain adds to the thread's
+// own row. Then a load of the shard's min and max, which only turns into a
+// compare-and-swap when the value is a new extreme for that shard. No lock,
+// no allocation. Keeping a sum per bucket rather than one per histogram is
+// what lets one sequence do both; it costs 8 bytes per bucket, and snapshots
+// add the sums up. snapshot() reads every bucket of every shard and
+// allocates; it is for control threads.
 //
-// Memory per histogram per shard (8 bytes x (6 + (b + 2) x 2^p), where
+// Memory per histogram per shard (8 bytes x (6 + 2 x (b + 2) x 2^p), where
 // b = max(0, floor(log2(highest)) - p), 2^p >= 10^digits), with the default
 // highest value of one hour in ns (3.6e12):
-//   digits 1:   5,040 B  (624 buckets)
-//   digits 2:  36,912 B  (4,608 buckets, the default)
-//   digits 3: 270,384 B  (33,792 buckets)
+//   digits 1:  10,032 B  (624 buckets)
+//   digits 2:  73,776 B  (4,608 buckets, the default)
+//   digits 3: 540,720 B  (33,792 buckets)
 // It is reserved in every row of the Arena (shards + 1) and becomes resident
 // only on pages a shard writes: a latency distribution touches a few pages.
 //
@@ -271,7 +275,7 @@ private:
 class Histogram {
 public:
     explicit Histogram(const HistogramLayout& layout = HistogramLayout(), Arena& arena = default_arena())
-        : layout_(layout), slots_(arena, kHeader + layout.buckets(), 0) {}
+        : layout_(layout), slots_(arena, kHeader + 2 * layout.buckets(), 0, 16) {}
     explicit Histogram(unsigned digits, std::uint64_t highest = HistogramLayout::kOneHourNs,
                        Arena& arena = default_arena())
         : Histogram(HistogramLayout(digits, highest), arena) {}
@@ -283,9 +287,8 @@ public:
             v = layout_.highest();
             detail::add(slots_.word0(kAbove), slots_.shards(), 1);
         }
-        detail::add(slots_.word0(kHeader + layout_.index(v)), slots_.shards(), 1);
-        detail::add(slots_.word0(kSum), slots_.shards(), v);
-        note_extremes(v);
+        const std::size_t row = detail::add_pair_row(slots_.word0(kHeader + 2 * layout_.index(v)), slots_.shards(), 1, v);
+        note_extremes(v, row);
     }
     // Records a duration in nanoseconds; a negative one (a clock that went
     // backwards) is recorded as 0 and counted as out of range.
@@ -313,8 +316,10 @@ public:
         const std::size_t rows = std::size_t{slots_.shards()} + 1;
         for (std::size_t r = 0; r < rows; ++r) {
             const std::uint64_t* row = slots_.word0() + r * detail::kRowWords;
-            for (std::size_t i = 0; i < s.counts_.size(); ++i) s.counts_[i] += load(row, kHeader + i);
-            s.sum_ += load(row, kSum);
+            for (std::size_t i = 0; i < s.counts_.size(); ++i) {
+                s.counts_[i] += load(row, kHeader + 2 * i);
+                s.sum_ += load(row, kHeader + 2 * i + 1);
+            }
             s.above_ += load(row, kAbove);
             s.below_ += load(row, kBelow);
             max = std::max(max, load(row, kMax));
@@ -333,7 +338,7 @@ public:
         std::vector<std::uint64_t> out(std::size_t{slots_.shards()} + 1);
         for (std::size_t r = 0; r < out.size(); ++r) {
             const std::uint64_t* row = slots_.word0() + r * detail::kRowWords;
-            for (std::size_t i = 0; i < layout_.buckets(); ++i) out[r] += load(row, kHeader + i);
+            for (std::size_t i = 0; i < layout_.buckets(); ++i) out[r] += load(row, kHeader + 2 * i);
         }
         return out;
     }
@@ -341,14 +346,17 @@ public:
     const HistogramLayout& layout() const noexcept { return layout_; }
     const Arena& arena() const noexcept { return slots_.arena(); }
     // Bytes this histogram reserves in each row of its Arena.
-    std::size_t bytes_per_shard() const noexcept { return (kHeader + layout_.buckets()) * 8; }
+    std::size_t bytes_per_shard() const noexcept { return (kHeader + 2 * layout_.buckets()) * 8; }
 
 private:
-    // Words of the block, in every row. kMax and kMinInv only ever take
-    // atomic read-modify-writes, so any row may hold them; the others take
-    // detail::add. The minimum is stored complemented so that the block
-    // starts all zero and both extremes are a "raise to at least" (0 = none).
-    enum : std::size_t { kSum, kAbove, kBelow, kMax, kMinInv, kPad, kHeader };
+    // Words of the block, in every row: a header, then one {count, sum}
+    // pair per bucket at kHeader + 2i (16-byte aligned, as add_pair needs).
+    // kMax and kMinInv only ever take atomic read-modify-writes, so any row
+    // may hold them; the others take detail::add. The minimum is stored
+    // complemented so that the block starts all zero and both extremes are
+    // a "raise to at least" (0 = none).
+    enum : std::size_t { kAbove, kBelow, kMax, kMinInv, kPad0, kPad1, kHeader };
+    static_assert(kHeader % 2 == 0, "bucket pairs must be 16-byte aligned");
 
     static std::uint64_t load(const std::uint64_t* row, std::size_t w) noexcept {
         return std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(row[w])).load(std::memory_order_relaxed);
@@ -358,11 +366,11 @@ private:
         while (cur < v && !w.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
         }
     }
-    // One row lookup for both extremes. Relaxed: they are statistics and
-    // publish nothing; a CAS keeps each shard's extreme exact even when
-    // several threads share that row.
-    void note_extremes(std::uint64_t v) noexcept {
-        const std::size_t row = detail::atomic_row(slots_.shards(), false);
+    // In the row the bucket update used (any row is correct for words that
+    // only take atomic RMWs; this one is local). Relaxed: the extremes are
+    // statistics and publish nothing; a CAS keeps each shard's extreme exact
+    // even when several threads share that row.
+    void note_extremes(std::uint64_t v, std::size_t row) noexcept {
         auto mx = detail::row_word(slots_.word0(kMax), row);
         auto mn = detail::row_word(slots_.word0(kMinInv), row);
         if (v > mx.load(std::memory_order_relaxed)) [[unlikely]] raise(mx, v);

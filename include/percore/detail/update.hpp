@@ -130,6 +130,50 @@ inline void add_pair(std::uint64_t* word0, std::uint32_t shards, std::uint64_t v
     add_slow(word0 + 1, shards, v1);
 }
 
+// add_pair, then returns a row (0 .. shards) for the caller's atomic
+// read-modify-writes on words that take nothing else (a histogram's
+// extremes): the row the pair went to, so the line is already local. With
+// rseq it is the index read just after the commit; if the thread migrated in
+// between it is another CPU's row, which is still correct for such words
+// (see atomic_row) and merely remote. Saves the mode and scramble reads of a
+// separate atomic_row() call on the fast path.
+inline std::size_t add_pair_row(std::uint64_t* word0, std::uint32_t shards, std::uint64_t v0,
+                                std::uint64_t v1) noexcept {
+    const std::uint64_t rb = tl_row_bytes;
+    if (rb < (std::uint64_t{shards} << arch::kRowShift)) [[likely]] {
+        auto* p = reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(word0) + rb);
+        std::atomic_ref<std::uint64_t> w0(p[0]), w1(p[1]);
+        w0.store(w0.load(std::memory_order_relaxed) + v0, std::memory_order_relaxed);
+        w1.store(w1.load(std::memory_order_relaxed) + v1, std::memory_order_relaxed);
+        return static_cast<std::size_t>(rb >> arch::kRowShift);
+    }
+    const Mode m = g_identity.mode.load(std::memory_order_relaxed);
+    const arch::V2u64 v = {v0, v1};
+    const long off = g_identity.rseq_offset;
+    int i = 0;
+    bool done = false;
+    if (m == Mode::rseq_mm_cid) {
+        done = arch::rseq_add2<arch::RseqField::mm_cid>(off, word0, shards, v);
+        if (done) [[likely]]
+            i = arch::rseq_index<arch::RseqField::mm_cid>(off);
+    } else if (m == Mode::rseq_cpu_id) {
+        done = arch::rseq_add2<arch::RseqField::cpu_id>(off, word0, shards, v);
+        if (done) [[likely]]
+            i = arch::rseq_index<arch::RseqField::cpu_id>(off);
+    }
+    if (!done) [[unlikely]] {
+        add_slow(word0, shards, v0);
+        add_slow(word0 + 1, shards, v1);
+        return atomic_row(shards, false);
+    }
+    // Scramble mode (tests) spreads atomics over every row, as atomic_row does.
+    if (g_identity.scramble.load(std::memory_order_relaxed)) [[unlikely]]
+        return atomic_row(shards, false);
+    // i is -1 only if rseq was unregistered since the commit; -1 wraps to
+    // the shared row.
+    return static_cast<std::uint32_t>(i) < shards ? static_cast<std::size_t>(i) : shards;
+}
+
 // Sum over all rows (shards + the shared row), mod 2^64.
 inline std::uint64_t sum(std::uint64_t* word0, std::uint32_t shards) noexcept {
     std::uint64_t s = 0;
