@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Scrape cost: rendering a registry of 10,000 series (target: <= 10 ms),
 // in both exposition formats, plus the collect step alone; and the cost of
-// finding an existing labelled series, by Family::with() and by name.
+// finding an existing labelled series, by Family::with() and by name; and
+// the dashboard's /api/metrics reply for the same registry (its per-shard
+// rows included), beside the text scrape in the same run.
 #include <benchmark/benchmark.h>
 
 #include <string>
 #include <vector>
 
+#include "dashboard.hpp"  // internal: export/src
 #include "percore/export/prometheus.hpp"
 
 namespace {
@@ -33,6 +36,19 @@ void BM_Render10k(benchmark::State& st) {
     std::size_t bytes = 0;
     for (auto _ : st) {
         auto s = percore::render(reg, fmt);
+        bytes = s.size();
+        benchmark::DoNotOptimize(s);
+    }
+    st.counters["bytes"] = static_cast<double>(bytes);
+    st.counters["series"] = 10'000;
+}
+
+// What one dashboard poll costs the process (the HTTP exchange aside).
+void BM_DashboardJson10k(benchmark::State& st) {
+    auto& reg = big_registry();
+    std::size_t bytes = 0;
+    for (auto _ : st) {
+        auto s = percore::detail::dashboard_json(reg);
         bytes = s.size();
         benchmark::DoNotOptimize(s);
     }
@@ -77,4 +93,5 @@ BENCHMARK(BM_FamilyWithExisting)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_RegistryCounterExisting)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_Collect10k)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Render10k)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DashboardJson10k)->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();
