@@ -108,7 +108,7 @@ try:
 
     # Full-page screenshot.
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1400, min(max(height, 800), 4000))
+    driver.set_window_size(1400, min(max(height, 800), 4000) + 150)  # + the window frame
     time.sleep(1.5)  # one more poll draws at the new size
     driver.save_screenshot(shot)
     print("ok   screenshot " + shot)
