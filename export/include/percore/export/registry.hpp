@@ -138,7 +138,8 @@ public:
     virtual MetricValue read() const = 0;
     // Per-shard values (row order, last = shared row); empty when the
     // source has no shards. Counters report raw rows since creation: a
-    // reset moves an offset, not the rows.
+    // reset moves an offset, not the rows. Histograms report how many
+    // values each row recorded (Histogram::shard_counts()).
     virtual std::vector<std::int64_t> shards() const { return {}; }
     // Clears the metric and returns what it cleared; nullopt when the
     // source cannot be reset (callbacks).
