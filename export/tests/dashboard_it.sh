@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The live dashboard in a real browser: headless Chromium (chromium-driver,
-# python3-selenium) loads the page of a running percore-demo, and
+# python3-selenium) loads the page of a running percore-demo (or of the
+# export fixture: the page works for any registry), and
 # dashboard_browser.py checks it: every chart has points, the rate shown
 # matches /metrics within 10%, picker and pause work, no console errors.
 # The screenshot goes to SCREENSHOT (docs/img/dashboard.png is one).
-# Usage: dashboard_it.sh PERCORE_DEMO SCREENSHOT
+# Usage: dashboard_it.sh demo PERCORE_DEMO SCREENSHOT
+#        dashboard_it.sh fixture EXPORT_FIXTURE SCREENSHOT
 set -euo pipefail
-demo=$1 shot=$2
+kind=$1 bin=$2 shot=$3
 here=$(dirname "$0")
 . "$here/peers.sh"
 need_cmd chromium chromedriver curl ss
@@ -22,8 +24,16 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/percore-dashboard.XXXXXX")
 trap 'stop_started; rm -rf "$work"' EXIT
 
 port=$(free_port)
-"$demo" --workers 2 --duration 0 --rate 20000 --no-compare --prometheus "127.0.0.1:$port" > "$work/demo.out" 2>&1 &
+if [ "$kind" = demo ]; then
+  "$bin" --workers 2 --duration 0 --rate 20000 --no-compare --prometheus "127.0.0.1:$port" > "$work/demo.out" 2>&1 &
+  series='percore_demo_packets_total{proto="tcp"}'
+else
+  mkfifo "$work/stdin"
+  "$bin" --prom-port "$port" --live 2000 < "$work/stdin" > "$work/demo.out" 2>&1 &
+  exec 3> "$work/stdin"  # the fixture runs until this closes
+  series='fixture_live_events_total{kind="a"}'
+fi
 PIDS+=($!)
 wait_for 30 curl -sf "http://127.0.0.1:$port/api/metrics" || { cat "$work/demo.out"; exit 1; }
 mkdir -p "$(dirname "$shot")"
-"$py" "$here/dashboard_browser.py" "http://127.0.0.1:$port" 'percore_demo_packets_total{proto="tcp"}' "$shot"
+"$py" "$here/dashboard_browser.py" "http://127.0.0.1:$port" "$series" "$shot"
