@@ -251,6 +251,31 @@ TYPED_TEST(FlowTableTest, RemovalAndExpiryRacingWritersLoseNothing) {
     EXPECT_EQ(plus(t.retained(), t.overflow()), want);
 }
 
+// prefetch() is a hint: for keys present, absent, colliding or removed, it
+// creates nothing and changes no count, while adds race with it.
+TYPED_TEST(FlowTableTest, PrefetchChangesNothing) {
+    TypeParam t(64);
+    for (std::uint64_t k = 0; k < 32; ++k) t.add(k, {1, k});
+    t.remove(5);
+    const auto before = contents(t);
+    const auto totals = t.totals();
+    for (std::uint64_t k = 0; k < 10'000; ++k) t.prefetch(k);
+    EXPECT_EQ(contents(t), before);
+    EXPECT_EQ(t.totals(), totals);
+    EXPECT_EQ(t.size(), 31u);
+
+    std::atomic<bool> done{false};
+    std::thread hinter([&] {
+        std::uint64_t k = 0;
+        while (!done.load(std::memory_order_relaxed)) t.prefetch(k++ % 64);
+    });
+    const std::uint64_t n = scaled(100'000);
+    for (std::uint64_t i = 0; i < n; ++i) t.add(i % 48, {1, 2});
+    done.store(true);
+    hinter.join();
+    EXPECT_EQ(t.totals(), plus(totals, typename TypeParam::Values{n, 2 * n}));
+}
+
 TEST(FlowTable, FiveTupleKeys) {
     percore::FlowTable<FiveTuple, percore::FlowLayout::shared, 2, FiveTupleHash> t(1000);
     for (std::uint32_t i = 0; i < 500; ++i) {

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The tools refuse bad arguments with a message (never a crash or NaN), and
-# do exactly what they are told: -t 3 -n 7 adds 7, files land in -o DIR.
-# Usage: tools_args.sh PERCORE_DEMO PERCORE_BENCH WORK_DIR
+# percore-bench refuses bad arguments with a message (never a crash or NaN),
+# and does exactly what it is told: -t 3 -n 7 adds 7, files land in -o DIR.
+# (percore-demo's arguments are tested by demo_it.sh.)
+# Usage: tools_args.sh PERCORE_BENCH WORK_DIR
 set -uo pipefail
-demo=$1 bench=$2 work=$3
+bench=$1 work=$2
 rm -rf "$work"
 mkdir -p "$work"
 fail=0
@@ -18,17 +19,11 @@ refused() {  # refused PATTERN CMD...: exits 1..127 (an error, not a signal) and
   local rc=$?
   [ "$rc" -ge 1 ] && [ "$rc" -lt 128 ] && grep -qi -- "$pat" "$work/out"
 }
-check "demo -t 0 refused" refused "threads" "$demo" -t 0 -r 1
-check "demo -n 0 refused" refused "ops" "$demo" -n 0 -r 1
 check "bench scaling -t 0 refused" refused "threads" "$bench" scaling -t 0 -r 1 -q --csv '' --svg ''
 check "bench scaling -n 0 refused" refused "ops" "$bench" scaling -n 0 -r 1 -q --csv '' --svg ''
 check "bench ep -n 0 refused" refused "packets" "$bench" ep -n 0 -q --csv '' --svg ''
 check "bench ep --work-cycles 0 refused" refused "work-cycles" "$bench" ep --work-cycles 0 -q --csv '' --svg ''
 check "bench ep --wb-soft > capacity refused" refused "wb-soft" "$bench" ep --wb-capacity 4 --wb-soft 8 -q
-
-"$demo" -t 3 -n 7 -r 1 >"$work/demo.out" 2>&1
-check "demo -t 3 -n 7 adds exactly 7" [ "$(grep -c ' 7 (exact)' "$work/demo.out")" -eq 2 ]
-check "demo prints no NaN" bash -c "! grep -qi nan '$work/demo.out'"
 
 "$bench" scaling -t 1 3 -n 7 -r 1 -q -o "$work/results" >"$work/scaling.out" 2>&1
 check "bench scaling -t 3 -n 7 adds exactly 7" [ "$(grep -c ' 7 (exact)' "$work/scaling.out")" -eq 4 ]

@@ -25,8 +25,11 @@
 #include "percore/counter_group.hpp"
 #include "bench/shared_unsync.hpp"
 #include "percore/patterns.hpp"
+#include "common/work.hpp"
 
 namespace percore::bench {
+
+using namespace percore::tools;  // tsc, consume, domain_logic, median
 
 inline constexpr std::size_t kFlows = 1024;
 
@@ -45,8 +48,6 @@ inline const Field<EpStats> kPkts = field(&EpStats::pkts);
 inline const Field<EpStats> kBytes = field(&EpStats::bytes);
 inline const Field<EpStats> kProbe = field(&EpStats::probe);
 
-// Keeps a read's result alive without a store the compiler could drop.
-inline void consume(std::uint64_t v) { asm volatile("" : : "r"(v)); }
 
 // Baseline: the same loop without statistics.
 struct NoStats {

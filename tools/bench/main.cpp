@@ -20,7 +20,7 @@
 #include <string>
 #include <thread>
 
-#include "bench/clock.hpp"
+#include "common/clock.hpp"
 #include "bench/ep.hpp"
 #include "bench/svg.hpp"
 #include "common/scaling.hpp"

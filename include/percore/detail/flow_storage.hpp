@@ -62,6 +62,9 @@ public:
     SharedFlowStorage(const SharedFlowStorage&) = delete;
     SharedFlowStorage& operator=(const SharedFlowStorage&) = delete;
 
+    // The counters share the record's line, which the index prefetches.
+    void prefetch(std::uint32_t) const noexcept {}
+
     void add(Payload& p, std::uint32_t, const Values& v) noexcept {
         // Relaxed: counters publish nothing; atomicity is all they need.
         for (std::size_t i = 0; i < N; ++i)
@@ -151,6 +154,11 @@ public:
     }
     PerShardFlowStorage(const PerShardFlowStorage&) = delete;
     PerShardFlowStorage& operator=(const PerShardFlowStorage&) = delete;
+
+    // The flow's counters in the row this thread will most likely add to.
+    void prefetch(std::uint32_t id) const noexcept {
+        __builtin_prefetch(word0_ + std::size_t{id} * N + detail::local_row(shards_) * kRowWords, 1, 3);
+    }
 
     void add(Payload&, std::uint32_t id, const Values& v) noexcept {
         add_rows(word0_ + std::size_t{id} * N, v, std::make_index_sequence<N / 2>{});

@@ -71,6 +71,19 @@ inline std::size_t atomic_row(std::uint32_t shards, bool plain_writers) noexcept
     return static_cast<std::uint32_t>(i) < shards ? static_cast<std::size_t>(i) : shards;  // -1 wraps
 }
 
+// The row the caller's next add will most likely land in, for prefetching:
+// a hint only (the thread may migrate before the add; a shared-row writer
+// gets the shared row).
+inline std::size_t local_row(std::uint32_t shards) noexcept {
+    const std::uint64_t rb = tl_row_bytes;
+    if (rb < (std::uint64_t{shards} << arch::kRowShift)) return static_cast<std::size_t>(rb >> arch::kRowShift);
+    const Mode m = g_identity.mode.load(std::memory_order_relaxed);
+    const int i = m == Mode::rseq_mm_cid   ? arch::rseq_index<arch::RseqField::mm_cid>(g_identity.rseq_offset)
+                  : m == Mode::rseq_cpu_id ? arch::rseq_index<arch::RseqField::cpu_id>(g_identity.rseq_offset)
+                                           : -1;
+    return static_cast<std::uint32_t>(i) < shards ? static_cast<std::size_t>(i) : shards;  // -1 wraps
+}
+
 [[gnu::noinline]] inline void add_slow(std::uint64_t* word0, std::uint32_t shards, std::uint64_t n) noexcept {
     if (g_identity.mode.load(std::memory_order_relaxed) == Mode::thread) {
         const long r = owned_row(shards);

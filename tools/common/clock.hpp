@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Cycle counting for percore-bench: the TSC, its rate, an estimate of the
-// core clock, pinning, and a pool of persistent worker threads.
+// Cycle counting for percore-bench and percore-demo: the TSC, its rate, an
+// estimate of the core clock, pinning, a pool of persistent worker threads,
+// and the calibrated dummy work both tools give each packet.
 //
 // This machine has no hardware performance counters, so "cycles" are TSC
 // ticks. The TSC runs at a fixed rate that need not match the core clock;
@@ -19,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-namespace percore::bench {
+namespace percore::tools {
 
 inline std::uint64_t tsc() noexcept { return __rdtsc(); }
 
@@ -111,4 +112,4 @@ private:
     std::atomic<bool> stop_{false};
 };
 
-}  // namespace percore::bench
+}  // namespace percore::tools
