@@ -94,6 +94,13 @@ try:
     print(f"ok   picker shows only {family}, per-CPU chart of {series}")
     Select(driver.find_element(By.ID, "picker")).select_by_value("")
 
+    # Full-page screenshot.
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(max(height, 800), 4000) + 150)  # + the window frame
+    time.sleep(1.5)  # one more poll draws at the new size (before the pause test leaves a gap)
+    driver.save_screenshot(shot)
+    print("ok   screenshot " + shot)
+
     # Pause freezes the charts; resume continues them.
     status = lambda: driver.find_element(By.ID, "status").text
     driver.find_element(By.ID, "pause").click()
@@ -105,13 +112,6 @@ try:
     driver.find_element(By.ID, "pause").click()
     wait("updates after resume", lambda: status() != frozen)
     print("ok   pause freezes the page, resume continues")
-
-    # Full-page screenshot.
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1400, min(max(height, 800), 4000) + 150)  # + the window frame
-    time.sleep(1.5)  # one more poll draws at the new size
-    driver.save_screenshot(shot)
-    print("ok   screenshot " + shot)
 
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     for e in errors:

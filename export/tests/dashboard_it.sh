@@ -25,7 +25,7 @@ trap 'stop_started; rm -rf "$work"' EXIT
 
 port=$(free_port)
 if [ "$kind" = demo ]; then
-  "$bin" --workers 2 --duration 0 --rate 20000 --no-compare --prometheus "127.0.0.1:$port" > "$work/demo.out" 2>&1 &
+  "$bin" --workers 2 --duration 0 --rate 20000 --no-compare --no-cost --prometheus "127.0.0.1:$port" > "$work/demo.out" 2>&1 &
   series='percore_demo_packets_total{proto="tcp"}'
 else
   mkfifo "$work/stdin"

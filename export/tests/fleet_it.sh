@@ -37,7 +37,7 @@ wait_for 30 curl -sf "http://127.0.0.1:$pport/-/ready" || { cat "$work/prometheu
 
 for i in 1 2 3; do
   # --hold keeps /metrics up after the totals are final, for a last scrape.
-  "$demo" --workers 1 --duration 12 --rate 20000 --seed "$i" --json --hold --no-compare \
+  "$demo" --workers 1 --duration 12 --rate 20000 --seed "$i" --json --hold --no-compare --no-cost \
     --prometheus "127.0.0.1:${ports[$((i - 1))]}" > "$work/demo$i.out" 2> "$work/demo$i.err" &
   PIDS+=($!)
 done

@@ -13,7 +13,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/percore-grafana.XXXXXX")
 trap 'stop_started; rm -rf "$work"' EXIT
 
 dport=$(free_port)
-"$demo" --workers 2 --duration 0 --rate 20000 --no-compare --prometheus "127.0.0.1:$dport" > "$work/demo.out" 2>&1 &
+"$demo" --workers 2 --duration 0 --rate 20000 --no-compare --no-cost --prometheus "127.0.0.1:$dport" > "$work/demo.out" 2>&1 &
 PIDS+=($!)
 wait_for 30 curl -sf "http://127.0.0.1:$dport/metrics" || { cat "$work/demo.out"; exit 1; }
 
