@@ -389,8 +389,8 @@ int live(const Options& o, const Machine& m, std::vector<Trace>& traces, std::si
         if (o.prometheus) {
             prom = std::make_unique<percore::PrometheusServer>(
                 reg, percore::PrometheusOptions{.host = o.prometheus->host, .port = o.prometheus->port});
-            std::fprintf(stderr, "percore-demo: Prometheus metrics at http://%s:%u/metrics\n", o.prometheus->host.c_str(),
-                         prom->port());
+            std::fprintf(stderr, "percore-demo: Prometheus metrics at http://%s:%u/metrics (live dashboard: http://%s:%u/)\n",
+                         o.prometheus->host.c_str(), prom->port(), o.prometheus->host.c_str(), prom->port());
         }
         if (o.statsd) {
             percore::StatsdOptions so;
