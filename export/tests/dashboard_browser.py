@@ -6,7 +6,7 @@ picker and the pause button working, no console errors. Saves a screenshot.
 
 Usage: dashboard_browser.py BASE_URL SERIES_ID SCREENSHOT.png
 Exit status: 0 pass, 1 fail."""
-import re
+import shutil
 import sys
 import time
 import urllib.request
@@ -47,12 +47,12 @@ def scrape(sid):
 
 
 opts = webdriver.ChromeOptions()
-opts.binary_location = "/usr/bin/chromium"
+opts.binary_location = shutil.which("chromium")
 for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
           "--window-size=1400,1000", "--hide-scrollbars"):
     opts.add_argument(a)
 opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
 try:
     driver.get(base + "/")
     charts = lambda: driver.find_elements(By.CSS_SELECTOR, "canvas.chart")
