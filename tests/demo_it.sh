@@ -108,6 +108,47 @@ check "SIGTERM: exit 0" [ "$rc" -eq 0 ]
 check "SIGTERM: summary printed" grep -q '^summary: ' "$work/live.out"
 check "SIGTERM: totals exact" grep -q '^exact: ' "$work/live.out"
 
+# ---- 3b. the terminal dashboard, ended by Ctrl-C --------------------------
+# In a pseudo-terminal: frames redraw in place (cursor up), the cursor is
+# hidden while they do and shown again at the end, and Ctrl-C (SIGINT to the
+# process group, as a terminal sends it) still prints the summary and exits 0.
+check "dashboard in a terminal, Ctrl-C" python3 - "$demo" <<'PY'
+import os, pty, re, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "-w", "2", "-d", "0", "--interval", "100", "--no-cost", "--no-compare"])
+out = b""
+def read_until(pred, secs):
+    global out
+    end = time.time() + secs
+    while time.time() < end and not pred(out):
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return pred(out)
+frames = lambda o: len(re.findall(rb"\x1b\[\d+A", o)) >= 3
+ok_frames = read_until(frames, 60)
+os.killpg(os.getpgid(pid), signal.SIGINT)
+read_until(lambda o: b"exact: " in o and o.rstrip().endswith(b"match what the workers generated"), 60)
+_, status = os.waitpid(pid, 0)
+text = out.decode(errors="replace")
+checks = [
+    ("frames redrawn in place", ok_frames),
+    ("cursor hidden while drawing", "\x1b[?25l" in text),
+    ("cursor shown again", text.rfind("\x1b[?25h") > text.rfind("\x1b[?25l")),
+    ("dashboard shows protocols and top flows", "top flows by bytes" in text and "tcp" in text),
+    ("summary after Ctrl-C", "summary: " in text and "exact: " in text),
+    ("exit 0", os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0),
+]
+for n, ok in checks:
+    print(("  ok   " if ok else "  FAIL ") + n)
+sys.exit(0 if all(ok for _, ok in checks) else 1)
+PY
+
 # ---- 4. bad arguments -------------------------------------------------------
 refused() {  # refused PATTERN ARGS...: exit 2, one line on stderr naming PATTERN, nothing on stdout
   local pat=$1; shift
