@@ -377,7 +377,6 @@ int live(const Options& o, const Machine& m, std::vector<Trace>& traces, std::si
     std::unique_ptr<percore::TelemetryServer> telemetry;
     std::unique_ptr<percore::PrometheusServer> prom;
     std::unique_ptr<percore::StatsdReporter> statsd;
-    std::atomic<std::uint64_t> statsd_errors{0};
     try {
         telemetry = std::make_unique<percore::TelemetryServer>(reg);
         std::fprintf(stderr, "percore-demo: telemetry socket %s (attach: percore-top --pid %d)\n",
@@ -396,7 +395,9 @@ int live(const Options& o, const Machine& m, std::vector<Trace>& traces, std::si
             percore::StatsdOptions so;
             so.host = o.statsd->host;
             so.port = o.statsd->port;
-            so.on_error = [&statsd_errors](std::string_view) { statsd_errors.fetch_add(1, std::memory_order_relaxed); };
+            // Not printed over the dashboard: stats() counts the errors and
+            // keeps the last one, reported after the run.
+            so.on_error = [](std::string_view) {};
             statsd = std::make_unique<percore::StatsdReporter>(reg, so);
             std::fprintf(stderr, "percore-demo: pushing to statsd at %s:%u every second\n", o.statsd->host.c_str(),
                          o.statsd->port);
@@ -429,7 +430,8 @@ int live(const Options& o, const Machine& m, std::vector<Trace>& traces, std::si
     };
     PhaseResult r = run_workers(stats, traces, loop_config(o, m, o.rate), o.pin, stop, progress, [&] {
         const auto step = std::chrono::milliseconds(o.interval_ms);
-        auto next = t0 + step;
+        const auto end_at = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration));
+        auto next = o.duration > 0 ? std::min(t0 + step, end_at) : t0 + step;
         for (;;) {
             while (Clock::now() < next && !signalled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
             const auto now = Clock::now();
@@ -449,8 +451,7 @@ int live(const Options& o, const Machine& m, std::vector<Trace>& traces, std::si
             last = now;
             dash.show(f);
             next += step;
-            if (o.duration > 0) next = std::min(next, t0 + std::chrono::duration_cast<Clock::duration>(
-                                                                 std::chrono::duration<double>(o.duration)));
+            if (o.duration > 0) next = std::min(next, end_at);
         }
     });
     // Final frame, with everything the workers did.
@@ -461,7 +462,7 @@ int live(const Options& o, const Machine& m, std::vector<Trace>& traces, std::si
     f.worker_packets = read_workers();
     f.elapsed = std::chrono::duration<double>(now - t0).count();
     f.interval = std::chrono::duration<double>(now - last).count();
-    if (dash.tty()) dash.show(f);
+    dash.show(f);  // the last frame, or the last compact line
     dash.finish();
 
     const View& v = f.now;

@@ -50,13 +50,14 @@ struct FlowKey {
 };
 static_assert(sizeof(FlowKey) == 16);
 
+// Folds the two words; no finalizer, because FlowTable mixes every hash
+// before use (and std::unordered_map reduces modulo a prime).
 struct FlowKeyHash {
     std::size_t operator()(const FlowKey& k) const noexcept {
         std::uint64_t a, b;
         std::memcpy(&a, &k, 8);
         std::memcpy(&b, reinterpret_cast<const char*>(&k) + 8, 8);
-        std::uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xbf58476d1ce4e5b9ull;
-        return static_cast<std::size_t>(h ^ (h >> 31));
+        return static_cast<std::size_t>(a ^ (b * 0x9e3779b97f4a7c15ull));
     }
 };
 

@@ -12,7 +12,6 @@
 #include <chrono>
 #include <cstdint>
 #include <thread>
-#include <vector>
 
 #include "common/clock.hpp"
 #include "common/work.hpp"
@@ -51,7 +50,7 @@ struct alignas(64) Progress {
 
 struct WorkerResult {
     Tally tally;
-    double cycles_per_packet = 0;  // TSC cycles, robust mean over batches
+    double cycles_per_packet = 0;  // TSC cycles of wall time per packet, pacing waits excluded
     double seconds = 0;
 };
 
@@ -63,16 +62,11 @@ WorkerResult run_worker(Stats& stats, Trace& trace, const LoopConfig& c, const s
     using tools::tsc;
     WorkerResult r;
     Tally t;
-    // Per-batch TSC deltas, the latest 2^16: robust_mean drops batches that
-    // held a preemption (other processes share the machine), and with a
-    // pace the time spent waiting is not in any batch.
-    std::vector<std::uint32_t> batches(std::size_t{1} << 16);
-    std::size_t nb = 0;
     std::uint64_t sink = trace.size();
     std::uint64_t i = 0;
+    std::uint64_t waited = 0;  // TSC cycles spent holding back for the pace
     const auto wall0 = std::chrono::steady_clock::now();
     const std::uint64_t t_start = tsc();
-    std::uint64_t tb = t_start;
     while (!stop.load(std::memory_order_relaxed)) {
         for (std::size_t b = 0; b < kBatch; ++b, ++i) {
             if ((i & (trace.size() - 1)) == 0 && i != 0) trace.next_pass();
@@ -103,13 +97,12 @@ WorkerResult run_worker(Stats& stats, Trace& trace, const LoopConfig& c, const s
             t.proto_bytes[p.proto] += p.size;
             ++t.fates[p.fate];
         }
-        std::uint64_t now = tsc();
-        batches[nb++ & (batches.size() - 1)] = static_cast<std::uint32_t>(std::min<std::uint64_t>(now - tb, ~0u));
         progress.packets.store(t.packets, std::memory_order_relaxed);
         if (c.packets_per_tsc > 0) {
             // Token bucket: at most one batch ahead of the pace. Far ahead
-            // sleeps, near spins; the wait is outside every batch's time.
-            for (;;) {
+            // sleeps, near spins; the wait is not counted as packet time.
+            const std::uint64_t w0 = tsc();
+            for (std::uint64_t now = w0;; now = tsc()) {
                 const double due = static_cast<double>(now - t_start) * c.packets_per_tsc + kBatch;
                 if (static_cast<double>(t.packets) <= due || stop.load(std::memory_order_relaxed)) break;
                 const double ahead_ns = (static_cast<double>(t.packets) - due) / c.packets_per_tsc * c.ns_per_tsc;
@@ -117,15 +110,17 @@ WorkerResult run_worker(Stats& stats, Trace& trace, const LoopConfig& c, const s
                     std::this_thread::sleep_for(std::chrono::nanoseconds(static_cast<long>(ahead_ns / 2)));
                 else
                     _mm_pause();
-                now = tsc();
             }
+            waited += tsc() - w0;
         }
-        tb = now;
     }
     tools::consume(sink);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
-    batches.resize(std::min(nb, batches.size()));
-    r.cycles_per_packet = batches.empty() ? 0 : tools::robust_mean(batches) / kBatch;
+    // Everything the worker's time went to, lock waits and preemptions
+    // included: those are real costs of a mode, and the modes are measured
+    // interleaved so that other load on the machine hits them alike.
+    r.cycles_per_packet =
+        t.packets ? static_cast<double>(tsc() - t_start - waited) / static_cast<double>(t.packets) : 0;
     r.tally = t;
     return r;
 }

@@ -10,12 +10,16 @@
 #      carries the demo's metrics while it runs, percore-top --once reads
 #      them over the telemetry socket, and SIGTERM ends it with exit 0 and
 #      its summary;
-#   4. bad arguments: exit 2 and a one-line error naming the option.
-# Usage: demo_it.sh PERCORE_DEMO PERCORE_TOP
+#   4. --statsd: the real statsd daemon (npm statsd@0.9.0) ends up with
+#      exactly the run's per-protocol totals;
+#   5. bad arguments: exit 2 and a one-line error naming the option.
+# Usage: demo_it.sh PERCORE_DEMO PERCORE_TOP PEERS_DIR
 set -euo pipefail
-demo=$1 top=$2
-. "$(dirname "$0")/../export/tests/peers.sh"
-need_cmd python3
+demo=$1 top=$2 peers=$3
+. "$(dirname "$0")/peers.sh"
+need_cmd python3 node ss
+statsd=$peers/statsd/node_modules/statsd/stats.js
+[ -f "$statsd" ] || skip "statsd daemon not found at $statsd"
 work=$(mktemp -d "${TMPDIR:-/tmp}/percore-demo.XXXXXX")
 trap 'stop_started; rm -rf "$work"' EXIT
 export RUNTIME_DIRECTORY="$work/run"  # the telemetry socket goes here
@@ -108,7 +112,91 @@ check "SIGTERM: exit 0" [ "$rc" -eq 0 ]
 check "SIGTERM: summary printed" grep -q '^summary: ' "$work/live.out"
 check "SIGTERM: totals exact" grep -q '^exact: ' "$work/live.out"
 
-# ---- 4. bad arguments -------------------------------------------------------
+# ---- 3b. the terminal dashboard, ended by Ctrl-C --------------------------
+# In a pseudo-terminal: frames redraw in place (cursor up), the cursor is
+# hidden while they do and shown again at the end, and Ctrl-C (SIGINT to the
+# process group, as a terminal sends it) still prints the summary and exits 0.
+check "dashboard in a terminal, Ctrl-C" python3 - "$demo" <<'PY'
+import os, pty, re, signal, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "-w", "2", "-d", "0", "--interval", "100", "--no-cost", "--no-compare"])
+out = b""
+def read_until(pred, secs):
+    global out
+    end = time.time() + secs
+    while time.time() < end and not pred(out):
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return pred(out)
+frames = lambda o: len(re.findall(rb"\x1b\[\d+A", o)) >= 3
+ok_frames = read_until(frames, 60)
+os.killpg(os.getpgid(pid), signal.SIGINT)
+read_until(lambda o: b"exact: " in o and o.rstrip().endswith(b"match what the workers generated"), 60)
+_, status = os.waitpid(pid, 0)
+text = out.decode(errors="replace")
+checks = [
+    ("frames redrawn in place", ok_frames),
+    ("cursor hidden while drawing", "\x1b[?25l" in text),
+    ("cursor shown again", text.rfind("\x1b[?25h") > text.rfind("\x1b[?25l")),
+    ("dashboard shows protocols and top flows", "top flows by bytes" in text and "tcp" in text),
+    ("summary after Ctrl-C", "summary: " in text and "exact: " in text),
+    ("exit 0", os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0),
+]
+for n, ok in checks:
+    print(("  ok   " if ok else "  FAIL ") + n)
+sys.exit(0 if all(ok for _, ok in checks) else 1)
+PY
+
+# ---- 4. --statsd into the real daemon ---------------------------------------
+uport=$(free_port)
+mport=$(free_port)
+cat > "$work/statsd.js" <<JS
+{ address: "127.0.0.1", port: $uport, mgmt_address: "127.0.0.1", mgmt_port: $mport,
+  flushInterval: 3600000, backends: [], deleteIdleStats: false }
+JS
+node "$statsd" "$work/statsd.js" > "$work/statsd.log" 2>&1 &
+PIDS+=($!)
+mgmt() {  # one management command; prints the reply
+  python3 - "$mport" "$1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(sys.argv[2].encode() + b"\n")
+buf = b""
+while not buf.rstrip().endswith(b"END"):
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        break
+    buf += chunk
+s.sendall(b"quit\n")
+print(buf.decode())
+PY
+}
+wait_for 30 mgmt stats || { echo "FAIL statsd did not start"; cat "$work/statsd.log"; exit 1; }
+"$demo" -w 2 -d 2 --statsd "127.0.0.1:$uport" --json --no-cost --no-compare >"$work/statsd.out" 2>&1 || {
+  echo "FAIL the --statsd run exited $?"; cat "$work/statsd.out"; exit 1; }
+# The daemon reads its socket at its own pace: poll until the totals are in.
+statsd_totals() {
+  mgmt counters >"$work/counters.txt"
+  python3 - "$work/statsd.out" "$work/counters.txt" <<'PY'
+import json, re, sys
+s = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+got = {k: float(v) for k, v in re.findall(r"'([^']+)': (-?[0-9.e+-]+)", open(sys.argv[2]).read())}
+want = {f"percore_demo_packets_total.{p}": v["packets"] for p, v in s["protocols"].items()}
+want.update({f"percore_demo_bytes_total.{p}": v["bytes"] for p, v in s["protocols"].items()})
+want["statsd.bad_lines_seen"] = 0
+sys.exit(0 if all(got.get(k) == v for k, v in want.items()) else 1)
+PY
+}
+check "statsd daemon holds the run's exact per-protocol totals" wait_for 60 statsd_totals
+check "statsd: no send errors" grep -q '^statsd: .* 0 send errors' "$work/statsd.out"
+
+# ---- 5. bad arguments -------------------------------------------------------
 refused() {  # refused PATTERN ARGS...: exit 2, one line on stderr naming PATTERN, nothing on stdout
   local pat=$1; shift
   local rc=0
