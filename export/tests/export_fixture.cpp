@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
+#include <limits>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -63,6 +65,10 @@ int main(int argc, char** argv) {
         auto a = ev.with({"a"}), b = ev.with({"b"});
         auto lat = reg.histogram("fixture_live_duration_seconds", "Event time.");
         auto depth = reg.gauge("fixture_live_depth", "A gauge that moves.");
+        // Not a number every other second: the page must draw around it.
+        reg.add_gauge("fixture_live_ratio", "Sometimes NaN.", {}, [] {
+            return std::time(nullptr) % 2 ? std::numeric_limits<double>::quiet_NaN() : 0.5;
+        });
         live_thread = std::jthread([=](std::stop_token st) {
             const auto start = std::chrono::steady_clock::now();
             std::uint64_t done = 0;
