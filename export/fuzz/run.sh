@@ -20,7 +20,7 @@ build() {  # target extra-sources...
   [ "$out/$t" -nt "$src/export/fuzz/$t.cpp" ] && [ -z "$(find "$src/export" "$src/include" -newer "$out/$t" -print -quit)" ] && return 0
   "$cxx" "${flags[@]}" "$src/export/fuzz/$t.cpp" "${core[@]}" "$@" -o "$out/$t"
 }
-build telemetry_fuzz "$src/export/src/telemetry_commands.cpp"
+build telemetry_fuzz "$src/export/src/telemetry_commands.cpp" "$src/export/src/metrics_json.cpp"
 build names_fuzz "$src/export/src/prometheus.cpp"
 mkdir -p "$out/corpus/telemetry" "$out/corpus/names"
 printf '/percore/get,fuzz_events_total{kind="a\\"b"}' > "$out/corpus/telemetry/get"
