@@ -154,35 +154,12 @@ sys.exit(0 if all(ok for _, ok in checks) else 1)
 PY
 
 # ---- 4. --statsd into the real daemon ---------------------------------------
-uport=$(free_port)
-mport=$(free_port)
-cat > "$work/statsd.js" <<JS
-{ address: "127.0.0.1", port: $uport, mgmt_address: "127.0.0.1", mgmt_port: $mport,
-  flushInterval: 3600000, backends: [], deleteIdleStats: false }
-JS
-node "$statsd" "$work/statsd.js" > "$work/statsd.log" 2>&1 &
-PIDS+=($!)
-mgmt() {  # one management command; prints the reply
-  python3 - "$mport" "$1" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.rstrip().endswith(b"END"):
-    chunk = s.recv(1 << 20)
-    if not chunk:
-        break
-    buf += chunk
-s.sendall(b"quit\n")
-print(buf.decode())
-PY
-}
-wait_for 30 mgmt stats || { echo "FAIL statsd did not start"; cat "$work/statsd.log"; exit 1; }
+start_statsd "$statsd"
 "$demo" -w 2 -d 2 --statsd "127.0.0.1:$uport" --json --no-cost --no-compare >"$work/statsd.out" 2>&1 || {
   echo "FAIL the --statsd run exited $?"; cat "$work/statsd.out"; exit 1; }
 # The daemon reads its socket at its own pace: poll until the totals are in.
 statsd_totals() {
-  mgmt counters >"$work/counters.txt"
+  statsd_mgmt counters >"$work/counters.txt"
   python3 - "$work/statsd.out" "$work/counters.txt" <<'PY'
 import json, re, sys
 s = json.loads(open(sys.argv[1]).read().splitlines()[-1])

@@ -16,24 +16,11 @@ trap 'stop_started; rm -rf "$work"' EXIT
 ports=() targets=() args=()
 for i in 1 2 3; do
   ports+=("$(free_port)")
-  targets+=("'127.0.0.1:${ports[-1]}'")
+  targets+=("127.0.0.1:${ports[-1]}")
   args+=("$work/demo$i.out:127.0.0.1:${ports[-1]}")
 done
 # Prometheus first, so it scrapes the demos from their first second.
-pport=$(free_port)
-cat > "$work/prometheus.yml" <<YML
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: percore-demo
-    static_configs:
-      - targets: [$(IFS=,; echo "${targets[*]}")]
-YML
-prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
-  --web.listen-address="127.0.0.1:$pport" > "$work/prometheus.log" 2>&1 &
-PIDS+=($!)
-wait_for 30 curl -sf "http://127.0.0.1:$pport/-/ready" || { cat "$work/prometheus.log"; exit 1; }
+start_prometheus percore-demo "${targets[@]}"
 
 for i in 1 2 3; do
   # --hold keeps /metrics up after the totals are final, for a last scrape.

@@ -17,21 +17,7 @@ dport=$(free_port)
 PIDS+=($!)
 wait_for 30 curl -sf "http://127.0.0.1:$dport/metrics" || { cat "$work/demo.out"; exit 1; }
 
-pport=$(free_port)
-cat > "$work/prometheus.yml" <<YML
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: percore-demo
-    static_configs:
-      - targets: ['127.0.0.1:$dport']
-YML
-prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
-  --web.listen-address="127.0.0.1:$pport" > "$work/prometheus.log" 2>&1 &
-PIDS+=($!)
-api="http://127.0.0.1:$pport/api/v1"
-wait_for 30 curl -sf "http://127.0.0.1:$pport/-/ready" || { cat "$work/prometheus.log"; exit 1; }
+start_prometheus percore-demo "127.0.0.1:$dport"
 
 # rate(...[1m]) needs two samples in its window: wait for three scrapes.
 scrapes() {

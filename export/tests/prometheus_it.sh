@@ -27,21 +27,7 @@ promtool check metrics < "$work/text.txt" > "$work/promtool.out" 2>&1 || { cat "
 "$expocheck" --openmetrics < "$work/om.txt"
 tail -1 "$work/om.txt" | grep -qx '# EOF'
 
-pport=$(free_port)
-cat > "$work/prometheus.yml" <<YML
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: fixture
-    static_configs:
-      - targets: ['127.0.0.1:$fport']
-YML
-prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
-  --web.listen-address="127.0.0.1:$pport" > "$work/prometheus.log" 2>&1 &
-PIDS+=($!)
-api="http://127.0.0.1:$pport/api/v1"
-wait_for 20 curl -sf "http://127.0.0.1:$pport/-/ready"
+start_prometheus fixture "127.0.0.1:$fport"
 
 query() {  # prints the single value of an instant query, or nothing
   curl -sf --data-urlencode "query=$1" "$api/query" |

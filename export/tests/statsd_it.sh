@@ -13,30 +13,7 @@ statsd=$peers/statsd/node_modules/statsd/stats.js
 work=$(mktemp -d "${TMPDIR:-/tmp}/percore-statsd.XXXXXX")
 trap 'stop_started; rm -rf "$work"' EXIT
 
-uport=$(free_port)
-mport=$(free_port)
-cat > "$work/config.js" <<JS
-{ address: "127.0.0.1", port: $uport, mgmt_address: "127.0.0.1", mgmt_port: $mport,
-  flushInterval: 3600000, backends: [], deleteIdleStats: false }
-JS
-node "$statsd" "$work/config.js" > "$work/statsd.log" 2>&1 &
-PIDS+=($!)
-mgmt() {  # one management command; prints the reply
-  python3 - "$mport" "$1" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.rstrip().endswith(b"END"):
-    chunk = s.recv(1 << 20)
-    if not chunk:
-        break
-    buf += chunk
-s.sendall(b"quit\n")
-print(buf.decode())
-PY
-}
-wait_for 20 mgmt stats || { cat "$work/statsd.log"; exit 1; }
+start_statsd "$statsd"
 
 "$fixture" --statsd-port "$uport" --burst 10000 < /dev/null > "$work/fixture.out"  # pushes at exit
 cat "$work/fixture.out"
@@ -44,8 +21,8 @@ grep -q "errors=0 oversize=0" "$work/fixture.out"
 # The daemon reads its socket at its own pace: poll its management interface
 # until every value is in (or 60 s pass), then report what it holds.
 check_values() {
-  mgmt counters > "$work/counters.txt"
-  mgmt gauges > "$work/gauges.txt"
+  statsd_mgmt counters > "$work/counters.txt"
+  statsd_mgmt gauges > "$work/gauges.txt"
   python3 - "$work/counters.txt" "$work/gauges.txt" <<'PY'
 import re, sys
 def parse(path):

@@ -121,13 +121,18 @@ inline void add(std::uint64_t* word0, std::uint32_t shards, std::uint64_t n) noe
 // Adds v0 and v1 to the adjacent values at word0 and word0 + 1 (16-byte
 // aligned) with one shard lookup: thread slots need one TLS load anyway; with
 // rseq both adds commit together in one restartable sequence.
+// Thread slots: the caller owns row bytes `rb`, so plain (relaxed) stores.
+inline void add_pair_owned(std::uint64_t* word0, std::uint64_t rb, std::uint64_t v0, std::uint64_t v1) noexcept {
+    auto* p = reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(word0) + rb);
+    std::atomic_ref<std::uint64_t> w0(p[0]), w1(p[1]);
+    w0.store(w0.load(std::memory_order_relaxed) + v0, std::memory_order_relaxed);
+    w1.store(w1.load(std::memory_order_relaxed) + v1, std::memory_order_relaxed);
+}
+
 inline void add_pair(std::uint64_t* word0, std::uint32_t shards, std::uint64_t v0, std::uint64_t v1) noexcept {
     const std::uint64_t rb = tl_row_bytes;
     if (rb < (std::uint64_t{shards} << arch::kRowShift)) [[likely]] {
-        auto* p = reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(word0) + rb);
-        std::atomic_ref<std::uint64_t> w0(p[0]), w1(p[1]);
-        w0.store(w0.load(std::memory_order_relaxed) + v0, std::memory_order_relaxed);
-        w1.store(w1.load(std::memory_order_relaxed) + v1, std::memory_order_relaxed);
+        add_pair_owned(word0, rb, v0, v1);
         return;
     }
     const Mode m = g_identity.mode.load(std::memory_order_relaxed);
@@ -154,10 +159,7 @@ inline std::size_t add_pair_row(std::uint64_t* word0, std::uint32_t shards, std:
                                 std::uint64_t v1) noexcept {
     const std::uint64_t rb = tl_row_bytes;
     if (rb < (std::uint64_t{shards} << arch::kRowShift)) [[likely]] {
-        auto* p = reinterpret_cast<std::uint64_t*>(reinterpret_cast<char*>(word0) + rb);
-        std::atomic_ref<std::uint64_t> w0(p[0]), w1(p[1]);
-        w0.store(w0.load(std::memory_order_relaxed) + v0, std::memory_order_relaxed);
-        w1.store(w1.load(std::memory_order_relaxed) + v1, std::memory_order_relaxed);
+        add_pair_owned(word0, rb, v0, v1);
         return static_cast<std::size_t>(rb >> arch::kRowShift);
     }
     const Mode m = g_identity.mode.load(std::memory_order_relaxed);
