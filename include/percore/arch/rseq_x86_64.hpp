@@ -45,10 +45,13 @@ template <RseqField F>
 inline int rseq_index(long rseq_offset) noexcept {
     int cpu, idx;
     // volatile: the values change behind the compiler's back on migration.
+    // [c] is early-clobber: it is written before [r] is read again, so the
+    // two must not share a register (without the &, GCC may reuse the
+    // offset's register for cpu and the second load reads the TCB).
     asm inline volatile(
         "movl %%fs:%c[cpu](%[r]), %[c]\n\t"
         "movl %%fs:%c[ix](%[r]), %[i]\n\t"
-        : [c] "=r"(cpu), [i] "=r"(idx)
+        : [c] "=&r"(cpu), [i] "=r"(idx)
         : [r] "r"(rseq_offset), [cpu] "i"(kRseqCpuId), [ix] "i"(static_cast<long>(F)));
     return cpu < 0 ? -1 : idx;
 }
