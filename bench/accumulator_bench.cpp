@@ -13,13 +13,22 @@
 // the elements and records the delivery delay of the 1 element in 64 that
 // carries its add time.
 //
-// One benchmark iteration is one episode: N producer threads (the
-// argument) add 4M elements in all, then everything is delivered; the time
-// is the wall clock from the start barrier to the last delivery (manual
-// time), so a consumer that falls behind pays for it. items_per_second is
-// elements delivered per second; p50_us/p99_us are per-element delivery
-// delays (add to sink) of the sampled elements, over the whole run.
+// BM_Accumulate, flat out: one benchmark iteration is one episode in which
+// N producer threads (the argument) add 4M elements in all, then everything
+// is delivered; the time is the wall clock from the start barrier to the
+// last delivery (manual time), so a consumer that falls behind pays for it.
+// items_per_second is elements delivered per second; p50_us/p99_us are
+// per-element delivery delays (add to sink) of the sampled elements, over
+// the whole run.
+//
+// BM_AccumulatePaced, a trickle: each producer adds 100 elements every
+// millisecond for 200 ms (100k elements/s per thread), every element
+// stamped, so batches rarely fill and partial ones go out on the timer (or
+// the consumer). p50_us/p99_us as above; cpu_ms is the process's CPU time
+// per episode (getrusage), producers included: what each design burns to
+// deliver the same elements within about max_delay.
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 #include <tbb/concurrent_queue.h>
 
 #include <atomic>
@@ -208,12 +217,83 @@ void BM_Accumulate(benchmark::State& state) {
     state.counters["p99_us"] = static_cast<double>(s.percentile(99)) / 1e3;
 }
 
+double cpu_seconds() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+template <class Impl>
+void BM_AccumulatePaced(benchmark::State& state) {
+    const int threads = static_cast<int>(state.range(0));
+    constexpr int kBursts = 200, kPerBurst = 100;
+    const std::uint64_t per = std::uint64_t{kBursts} * kPerBurst;
+    percore::Histogram delay(2, 10'000'000'000);
+    double cpu = 0;
+    std::uint64_t episodes = 0, delivered = 0;
+    for (auto _ : state) {
+        Sink sink;
+        sink.delay = &delay;
+        auto impl = std::make_unique<Impl>(sink);
+        std::barrier start(threads + 1);
+        const auto t0 = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t)
+            ts.emplace_back([&, t] {
+                start.arrive_and_wait();
+                std::uint64_t seq = std::uint64_t(t) * per;
+                for (int b = 0; b < kBursts; ++b) {
+                    std::this_thread::sleep_until(t0 + std::chrono::milliseconds(b));
+                    for (int i = 0; i < kPerBurst; ++i) impl->add(Item{seq++, now_ns()});
+                }
+            });
+        start.arrive_and_wait();
+        const double c0 = cpu_seconds();
+        for (auto& t : ts) t.join();
+        // Let the last partial batches go out on the timer, as they would
+        // in a running pipeline, before the final drain.
+        std::this_thread::sleep_for(2 * kMaxDelay + std::chrono::milliseconds(1));
+        impl->drain();
+        cpu += cpu_seconds() - c0;
+        const auto t1 = std::chrono::steady_clock::now();
+        state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+        const std::uint64_t n = per * threads;
+        if (sink.count.load() != n || sink.sum.load() != n * (n - 1) / 2) {
+            state.SkipWithError("not every element was delivered exactly once");
+            return;
+        }
+        delivered += n;
+        ++episodes;
+        impl.reset();
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(delivered));
+    const auto s = delay.snapshot();
+    state.counters["p50_us"] = static_cast<double>(s.percentile(50)) / 1e3;
+    state.counters["p99_us"] = static_cast<double>(s.percentile(99)) / 1e3;
+    state.counters["cpu_ms"] = episodes ? cpu * 1e3 / static_cast<double>(episodes) : 0;
+}
+
 #define ACC_BENCH(impl) \
     BENCHMARK(BM_Accumulate<impl>)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond)
 
 ACC_BENCH(PercoreAcc);
 ACC_BENCH(MutexVector);
 ACC_BENCH(TbbQueue);
+
+#define ACC_PACED(impl)                 \
+    BENCHMARK(BM_AccumulatePaced<impl>) \
+        ->Arg(1)                        \
+        ->Arg(2)                        \
+        ->Arg(4)                        \
+        ->Arg(8)                        \
+        ->UseManualTime()               \
+        ->Iterations(5)                 \
+        ->Unit(benchmark::kMillisecond)
+
+ACC_PACED(PercoreAcc);
+ACC_PACED(MutexVector);
+ACC_PACED(TbbQueue);
 
 }  // namespace
 
