@@ -281,15 +281,8 @@ ACC_BENCH(PercoreAcc);
 ACC_BENCH(MutexVector);
 ACC_BENCH(TbbQueue);
 
-#define ACC_PACED(impl)                 \
-    BENCHMARK(BM_AccumulatePaced<impl>) \
-        ->Arg(1)                        \
-        ->Arg(2)                        \
-        ->Arg(4)                        \
-        ->Arg(8)                        \
-        ->UseManualTime()               \
-        ->Iterations(5)                 \
-        ->Unit(benchmark::kMillisecond)
+#define ACC_PACED(impl) \
+    BENCHMARK(BM_AccumulatePaced<impl>)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->UseManualTime()->Unit(benchmark::kMillisecond)
 
 ACC_PACED(PercoreAcc);
 ACC_PACED(MutexVector);

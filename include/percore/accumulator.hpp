@@ -192,9 +192,11 @@ public:
         {
             std::lock_guard lk(wd_mu_);
             planned = std::min(asked_, start);
-            after_wake = woken_;
+            // Woken, or called while parked (scan() by hand): the plan was
+            // "run when the first element arrives".
+            after_wake = woken_ || parked_.load(std::memory_order_relaxed);
             woken_ = false;
-            parked_.store(false, std::memory_order_relaxed);  // a pass is running (scan() called while parked)
+            parked_.store(false, std::memory_order_relaxed);  // a pass is running: adds need not wake anyone
         }
         std::int64_t earliest = kParked;
         bool any = false;

@@ -37,6 +37,11 @@
 //       request per shard in use, not by one. Within a shard, the figure is
 //       exact when loaded but another thread of the same shard may choose
 //       between the load and the increment (two picks of one connection).
+//       It works when each shard has requests in flight (asynchronous
+//       clients, or several threads per CPU); a caller that waits for each
+//       request before sending the next, alone on its shard, finds its row
+//       empty every time and degrades to round robin, blind to a slow
+//       connection: use the global view (or fewer rows) there.
 //       Cost: the shard's row (size()/8 cache lines, all local) and one
 //       uncontended atomic increment; nothing another core writes.
 //   global  each considered connection's figure is the sum over all rows:
