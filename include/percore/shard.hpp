@@ -19,6 +19,20 @@
 //       CPUs with rseq, 4 x CPUs (min 8) for thread slots; a larger value is
 //       lowered to 65536, a malformed one ignored, each with one line)
 //   PERCORE_SCRAMBLE=1      test mode, see set_scramble()
+//
+// ShardInfo::node is the NUMA node (percore/numa.hpp) the caller was running
+// on when it asked (struct rseq's node_id, else getcpu(2)). How much it says
+// about the shard depends on where the index comes from:
+//   rseq-cpu_id  a shard is a CPU, and a CPU never changes node: exact. (For
+//                an element of a Sharded<T> it is that CPU's node from
+//                sysfs, whoever created it; with max_shards below the CPU
+//                count, shards fold several CPUs, possibly of several nodes,
+//                and it is again the creator's node.)
+//   rseq-mm_cid  a concurrency id follows threads, not CPUs: the kernel hands
+//                a process's ids out without regard to nodes, so the same id
+//                may run on node 0 now and node 1 later. Only a hint.
+//   thread       a slot follows its thread wherever it is scheduled: a hint.
+// On a single-node machine it is always 0.
 #pragma once
 
 #include "percore/detail/cxx20.hpp"
@@ -27,6 +41,7 @@
 #include <cstdint>
 
 #include "percore/detail/identity.hpp"
+#include "percore/numa.hpp"
 
 namespace percore {
 
@@ -34,7 +49,8 @@ namespace percore {
 // indices come from; it is fixed for the life of the process.
 
 struct ShardInfo {
-    std::size_t index;  // < max_shards()
+    std::size_t index;       // < max_shards()
+    std::uint32_t node = 0;  // NUMA node, < numa_nodes(); see above
 };
 
 inline Backend backend() noexcept { return detail::identity().backend; }
@@ -46,7 +62,9 @@ inline const char* backend_name() noexcept { return detail::backend_name(detail:
 // the default Arena.
 inline std::size_t max_shards() noexcept { return detail::identity().max_shards; }
 
-inline ShardInfo current_shard() noexcept { return ShardInfo{detail::current_index()}; }
+// The caller's shard and the node it runs on: a few loads from the rseq
+// area (or a TLS load and, without rseq, a vDSO getcpu call).
+inline ShardInfo current_shard() noexcept { return ShardInfo{detail::current_index(), current_node()}; }
 
 // Test mode: current_shard() (hence Sharded<T>, ShardAtomic) returns 0 half
 // of the time and a random index the other half, so code that assumes two

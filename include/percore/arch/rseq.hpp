@@ -48,8 +48,10 @@ namespace percore::arch {
 inline constexpr unsigned kRowShift = 26;
 
 // Offsets inside struct rseq (linux/rseq.h): cpu_id at 4, rseq_cs at 8,
-// mm_cid at 24.
-enum class RseqField : long { cpu_id = 4, mm_cid = 24 };
+// node_id at 20, mm_cid at 24. node_id and mm_cid are filled by kernels
+// whose AT_RSEQ_FEATURE_SIZE covers them (>= 6.3). node_id is read with
+// rseq_index<RseqField::node_id> but is never a row index.
+enum class RseqField : long { cpu_id = 4, node_id = 20, mm_cid = 24 };
 inline constexpr long kRseqCpuId = 4;
 inline constexpr long kRseqCs = 8;
 

@@ -45,8 +45,9 @@ template <RseqField F>
 inline int rseq_index(long rseq_offset) noexcept {
     int cpu, idx;
     // volatile: the values change behind the compiler's back on migration.
-    // Early clobber on `c`: it is written before `r` is read again, so the
-    // two must not share a register.
+    // [c] is early-clobber: it is written before [r] is read again, so the
+    // two must not share a register (without the &, GCC may reuse the
+    // offset's register for cpu and the second load reads the TCB).
     asm inline volatile(
         "movl %%fs:%c[cpu](%[r]), %[c]\n\t"
         "movl %%fs:%c[ix](%[r]), %[i]\n\t"

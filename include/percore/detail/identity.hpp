@@ -43,7 +43,8 @@ struct Identity {
     Backend backend = Backend::thread;
     std::atomic<bool> scramble{false};
     std::uint32_t max_shards = 1;
-    long rseq_offset = 0;  // glibc's __rseq_offset
+    long rseq_offset = 0;       // glibc's __rseq_offset (set whenever glibc registered rseq)
+    bool have_node_id = false;  // the kernel fills struct rseq's node_id
 };
 
 // constinit: usable from other translation units' static initializers.
@@ -141,6 +142,11 @@ inline void init_identity(Identity& id) {
     // mm_cid sits at offset 24; the kernel fills it when its feature size
     // (AT_RSEQ_FEATURE_SIZE, 27) covers it.
     const bool have_cid = have_rseq && getauxval(27) >= 28;
+    // node_id sits at offset 20 and is filled when the feature size reaches 24.
+    // Read by current_node() under every backend, so recorded whenever glibc
+    // registered rseq.
+    id.have_node_id = have_rseq && getauxval(27) >= 24;
+    if (have_rseq) id.rseq_offset = __rseq_offset;
     if (want.starts_with("rseq") && !have_rseq) {
         std::fprintf(stderr, "percore: PERCORE_BACKEND=%.*s but rseq is not registered; using thread\n",
                      int(want.size()), want.data());
