@@ -38,8 +38,10 @@
 #include <thread>
 #include <vector>
 
-#include "percore/percore.hpp"
 #include "percore/patterns/per_core_seqcount.hpp"
+#include "percore/percore.hpp"
+#include "percore/sharded_ring.hpp"
+#include "percore/shared_mutex.hpp"
 #include "stress_scale.hpp"
 
 #ifndef PERCORE_RSEQ_INJECT
@@ -87,6 +89,10 @@ bool rseq_in_use() { return percore::backend() != percore::Backend::thread; }
 std::uint32_t add_points() {
     return percore::backend() == percore::Backend::rseq_cpu_id ? pa::kRseqAddPoints<pa::RseqField::cpu_id>
                                                                : pa::kRseqAddPoints<pa::RseqField::mm_cid>;
+}
+std::uint32_t ring_push_points() {
+    return percore::backend() == percore::Backend::rseq_cpu_id ? pa::kRseqRingPushPoints<pa::RseqField::cpu_id>
+                                                               : pa::kRseqRingPushPoints<pa::RseqField::mm_cid>;
 }
 std::uint32_t add2_points() {
     return percore::backend() == percore::Backend::rseq_cpu_id ? pa::kRseqAdd2Points<pa::RseqField::cpu_id>
@@ -143,8 +149,8 @@ void run_point(std::uint32_t id, How how, std::uint64_t min_updates, std::uint64
 }
 
 std::string name(std::uint32_t id) {
-    static const char* const sites[] = {"?", "add", "add2", "seqcount"};
-    return std::string(sites[std::min<std::uint32_t>(id >> 8, 3)]) + " point " + std::to_string(id & 0xff);
+    static const char* const sites[] = {"?", "add", "add2", "seqcount", "add_at", "add_if", "ring_push"};
+    return std::string(sites[std::min<std::uint32_t>(id >> 8, 6)]) + " point " + std::to_string(id & 0xff);
 }
 
 // The checks for one rseq point: fired often enough and aborted every time.
@@ -321,6 +327,165 @@ TEST_P(SeqcountInject, WriterStaysExactAndWholeAtEveryStep) {
                 GetParam() == How::signal ? "signal" : "sched_yield", pa::kSeqcountPoints,
                 static_cast<unsigned long long>(updates), static_cast<unsigned long long>(fired),
                 static_cast<unsigned long long>(reads));
+}
+
+// ShardedRing's push: lookup, cached-tail check, tail refresh (taken when
+// the cached tail says full), slot address, item store, commit. A consumer
+// drains throughout; the rings are small (8 slots) so the refresh path runs
+// every few pushes. Exactly once: counts and two checksums of the accepted
+// items against those of the consumed ones; refusals match the drops.
+TEST(RseqInject, RingPushAbortsAtEveryPoint) {
+    install_handler();
+    const std::uint32_t n = ring_push_points();
+    std::uint64_t updates = 0, fired = 0, aborted = 0;
+    auto mix = [](std::uint64_t v) {
+        v ^= v >> 33;
+        v *= 0xff51afd7ed558ccdull;
+        return v ^ (v >> 29);
+    };
+    for (std::uint32_t k = 1; k <= n; ++k) {
+        const std::uint32_t id = pa::inject_id(pa::InjectSite::ring_push, k);
+        percore::ShardedRing<std::uint64_t> ring(8);
+        std::atomic<std::uint64_t> ok{0}, refused{0}, sum{0}, hash{0};
+        std::atomic<bool> done{false};
+        std::uint64_t got = 0, got_sum = 0, got_hash = 0;
+        auto take = [&](std::uint64_t v) {
+            ++got;
+            got_sum += v;
+            got_hash += mix(v);
+        };
+        std::thread consumer([&] {
+            while (!done.load()) {
+                if (ring.drain(take) == 0) std::this_thread::yield();
+            }
+        });
+        Tally t;
+        run_point(id, How::signal, kMinUpdates, rseq_want_fired(), t, [&](unsigned th, std::uint64_t i) {
+            const std::uint64_t v = std::uint64_t{th} << 40 | i;
+            if (ring.try_push(v)) {
+                ok.fetch_add(1, std::memory_order_relaxed);
+                sum.fetch_add(v, std::memory_order_relaxed);
+                hash.fetch_add(mix(v), std::memory_order_relaxed);
+            } else {
+                refused.fetch_add(1, std::memory_order_relaxed);
+                std::this_thread::yield();
+            }
+        });
+        done.store(true);
+        consumer.join();
+        ring.drain(take);
+        EXPECT_EQ(got, ok.load()) << name(id);
+        EXPECT_EQ(got_sum, sum.load()) << name(id);
+        EXPECT_EQ(got_hash, hash.load()) << name(id);
+        EXPECT_EQ(ring.drops(), refused.load()) << name(id);
+        expect_aborts(id, t, kWantFired);
+        updates += t.updates;
+        fired += t.fired;
+        aborted += t.aborted;
+    }
+    percore::ShardedRing<std::uint64_t> ring(1024);
+    expect_silent(pa::inject_id(pa::InjectSite::ring_push, n + 1), [&] { ring.try_push(1); });
+    EXPECT_EQ(ring.drain([](std::uint64_t) {}), 100u);
+    report("ShardedRing push", n, updates, fired, aborted);
+}
+
+// 16-byte items: the same sequence with a vector store.
+TEST(RseqInject, RingPushOfPairsAbortsAtEveryPoint) {
+    install_handler();
+    struct P {
+        std::uint64_t a, b;
+    };
+    const std::uint32_t n = ring_push_points();
+    std::uint64_t updates = 0, fired = 0, aborted = 0;
+    for (std::uint32_t k = 1; k <= n; ++k) {
+        const std::uint32_t id = pa::inject_id(pa::InjectSite::ring_push, k);
+        percore::ShardedRing<P> ring(8);
+        std::atomic<std::uint64_t> ok{0}, sum{0};
+        std::atomic<bool> done{false};
+        std::uint64_t got = 0, got_sum = 0, bad = 0;
+        auto take = [&](P p) {
+            ++got;
+            got_sum += p.a;
+            bad += p.b != ~p.a;
+        };
+        std::thread consumer([&] {
+            while (!done.load())
+                if (ring.drain(take) == 0) std::this_thread::yield();
+        });
+        Tally t;
+        run_point(id, How::signal, kMinUpdates, rseq_want_fired(), t, [&](unsigned th, std::uint64_t i) {
+            const std::uint64_t v = std::uint64_t{th} << 40 | i;
+            if (ring.try_push(P{v, ~v})) {
+                ok.fetch_add(1, std::memory_order_relaxed);
+                sum.fetch_add(v, std::memory_order_relaxed);
+            } else {
+                std::this_thread::yield();
+            }
+        });
+        done.store(true);
+        consumer.join();
+        ring.drain(take);
+        EXPECT_EQ(got, ok.load()) << name(id);
+        EXPECT_EQ(got_sum, sum.load()) << name(id);
+        EXPECT_EQ(bad, 0u) << name(id) << ": a torn item";
+        expect_aborts(id, t, kWantFired);
+        updates += t.updates;
+        fired += t.fired;
+        aborted += t.aborted;
+    }
+    report("ShardedRing<16-byte> push", n, updates, fired, aborted);
+}
+
+// SharedMutex's reader count: the lock's add_at and the unlock's add_if,
+// each aborted at every point while a writer takes the lock now and then
+// (a leaked or doubled count would make it wait forever: the deadline
+// catches that). At the end no reader may be counted.
+TEST(RseqInject, SharedMutexReaderCountAbortsAtEveryPoint) {
+    install_handler();
+    for (pa::InjectSite site : {pa::InjectSite::add_at, pa::InjectSite::add_if}) {
+        const std::uint32_t n = add_points();  // add_at and add_if have add's points
+        std::uint64_t updates = 0, fired = 0, aborted = 0;
+        for (std::uint32_t k = 1; k <= n; ++k) {
+            const std::uint32_t id = pa::inject_id(site, k);
+            percore::SharedMutex mu;
+            std::uint64_t data = 0;  // written under the lock, read under the read lock
+            std::atomic<bool> done{false};
+            std::atomic<std::uint64_t> writes{0}, torn{0};
+            std::thread writer([&] {
+                while (!done.load()) {
+                    {
+                        std::lock_guard g(mu);
+                        data = data + 1;
+                        data = data + 1;
+                    }
+                    writes.fetch_add(1, std::memory_order_relaxed);
+                    std::this_thread::sleep_for(std::chrono::microseconds(200));
+                }
+            });
+            Tally t;
+            run_point(id, How::signal, kMinUpdates, rseq_want_fired(), t, [&](unsigned, std::uint64_t) {
+                const auto h = mu.lock_shared();
+                if (data % 2 != 0) torn.fetch_add(1, std::memory_order_relaxed);
+                mu.unlock_shared(h);
+            });
+            done.store(true);
+            writer.join();
+            EXPECT_EQ(mu.readers_approx(), 0) << name(id);
+            EXPECT_EQ(torn.load(), 0u) << name(id);
+            EXPECT_EQ(data, 2 * writes.load()) << name(id);
+            EXPECT_TRUE(mu.try_lock()) << name(id);
+            mu.unlock();
+            expect_aborts(id, t, kWantFired);
+            updates += t.updates;
+            fired += t.fired;
+            aborted += t.aborted;
+        }
+        percore::SharedMutex mu;
+        expect_silent(pa::inject_id(site, n + 1), [&] { mu.unlock_shared(mu.lock_shared()); });
+        EXPECT_EQ(mu.readers_approx(), 0);
+        report(site == pa::InjectSite::add_at ? "SharedMutex lock_shared" : "SharedMutex unlock_shared", n, updates,
+               fired, aborted);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Mechanisms, SeqcountInject, ::testing::Values(How::signal, How::yield),

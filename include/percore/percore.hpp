@@ -11,3 +11,5 @@
 #include "percore/shard.hpp"
 #include "percore/shard_atomic.hpp"
 #include "percore/sharded.hpp"
+#include "percore/sharded_ring.hpp"
+#include "percore/shared_mutex.hpp"

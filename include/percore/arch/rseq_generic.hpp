@@ -4,8 +4,9 @@
 // The index is still read from the rseq area (glibc registers it on every
 // Linux architecture), but updates commit with an atomic add on the
 // CPU-local line instead of a restartable sequence: correct, a few cycles
-// slower. Porting means writing rseq_<arch>.hpp with the same three
-// functions; nothing else in percore changes.
+// slower. ShardedRing pushes take the shard's spinlock and SharedMutex
+// readers an atomic add instead. Porting means writing rseq_<arch>.hpp with
+// the same functions; nothing else in percore changes.
 #pragma once
 
 #include <atomic>
@@ -35,6 +36,21 @@ using V2u64 = std::uint64_t __attribute__((vector_size(16)));
 template <RseqField F>
 inline bool rseq_add2(long, std::uint64_t*, std::uint32_t, V2u64) noexcept {
     return false;
+}
+
+template <RseqField F>
+inline int rseq_add_at(long, std::uint64_t*, std::uint32_t, std::uint64_t) noexcept {
+    return -1;
+}
+
+template <RseqField F>
+inline bool rseq_add_if(long, std::uint64_t*, std::uint32_t, std::uint64_t) noexcept {
+    return false;
+}
+
+template <RseqField F, class Item>
+inline std::uint64_t rseq_ring_push(long, RingShard*, std::uint32_t, Item) noexcept {
+    return kRingNoRseq;
 }
 
 }  // namespace percore::arch

@@ -30,7 +30,14 @@ namespace percore::arch {
 
 // A point's id is site << 8 | k, k = 1..N counting the instruction
 // boundaries (rseq) or steps (seqcount) of that site in program order.
-enum class InjectSite : std::uint32_t { add = 1, add2 = 2, seqcount = 3 };
+enum class InjectSite : std::uint32_t {
+    add = 1,
+    add2 = 2,
+    seqcount = 3,
+    add_at = 4,     // SharedMutex reader lock (rseq_add_at)
+    add_if = 5,     // SharedMutex reader unlock (rseq_add_if)
+    ring_push = 6,  // ShardedRing push (rseq_ring_push)
+};
 
 constexpr std::uint32_t inject_id(InjectSite s, std::uint32_t k) noexcept {
     return static_cast<std::uint32_t>(s) << 8 | k;

@@ -92,6 +92,20 @@ template <RseqField F>
 inline constexpr std::uint32_t kRseqAddPoints = F == RseqField::cpu_id ? 5 : 8;
 template <RseqField F>
 inline constexpr std::uint32_t kRseqAdd2Points = F == RseqField::cpu_id ? 8 : 11;
+// add_at has add's points; add_if compares with the wanted row instead of
+// the row count, at the same boundaries. A push has 16 points after the
+// row lookup (ring_push: 5 with cpu_id, 8 with mm_cid); 5 of them, from
+// the tail refresh to the full test, run only when the cached tail says
+// the ring may be full.
+template <RseqField F>
+inline constexpr std::uint32_t kRseqAddAtPoints = kRseqAddPoints<F>;
+template <RseqField F>
+inline constexpr std::uint32_t kRseqAddIfPoints = kRseqAddPoints<F>;
+template <RseqField F>
+inline constexpr std::uint32_t kRseqRingPushPoints = (F == RseqField::cpu_id ? 5 : 8) + 16;
+// The ring_push points that run only on the refresh path, numbered after
+// the lookup's points (point = lookup points + 5 .. lookup points + 10).
+inline constexpr std::uint32_t kRingRefreshFirst = 5, kRingRefreshLast = 10;
 #else
 #define PERCORE_RSEQ_HOOK(site, k)
 #define PERCORE_RSEQ_ABORT_COUNT
@@ -242,6 +256,261 @@ no:
     return false;
 }
 
+// ---- SharedMutex reader counts ------------------------------------------
+
+// The operands of add_at and add_if: rax is an output (the row offset)
+// instead of a clobber. An asm goto with outputs is not implicitly volatile
+// (GCC deletes it when the output is unused, as add_if's is), hence the
+// explicit volatile.
+#define PERCORE_RSEQ_OPERANDS_AT(bound)                                                              \
+    : [row] "=&a"(row)                                                                              \
+    : [r] "r"(rseq_offset), [w] "r"(word0), [rows] "r"(bound), [n] "r"(n), [shift] "i"(kRowShift), \
+      [cs] "i"(kRseqCs), [cpu] "i"(kRseqCpuId), [cid] "i"(static_cast<long>(RseqField::mm_cid))    \
+      PERCORE_RSEQ_INJECT_INPUTS                                                                    \
+    : "memory", "cc" PERCORE_RSEQ_INJECT_CLOBBERS
+
+// rseq_add, returning the row it committed to (the lock's handle keeps it).
+template <RseqField F>
+inline int rseq_add_at(long rseq_offset, std::uint64_t* word0, std::uint32_t rows, std::uint64_t n) noexcept {
+    std::uint64_t row;
+    if constexpr (F == RseqField::cpu_id) {
+        asm inline volatile goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_CPU_ID(4)
+                        PERCORE_RSEQ_HOOK(4, 5)
+                        "addq %[n], (%[w], %%rax)\n\t"  // commit
+                        PERCORE_RSEQ_END
+                        PERCORE_RSEQ_OPERANDS_AT(rows)
+                        : no);
+    } else {
+        asm inline volatile goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_ROW_MM_CID(4)
+                        PERCORE_RSEQ_HOOK(4, 8)
+                        "addq %[n], (%[w], %%rax)\n\t"  // commit
+                        PERCORE_RSEQ_END
+                        PERCORE_RSEQ_OPERANDS_AT(rows)
+                        : no);
+    }
+    return static_cast<int>(row >> kRowShift);
+no:
+    return -1;
+}
+
+// The row lookup of add_if: the index must equal `rows` (here the wanted
+// row), else leave to `no`. A thread with cpu_id < 0 never matches: the
+// wanted row is >= 0, and with mm_cid the sign is tested first.
+#define PERCORE_RSEQ_IF_CPU_ID(s)               \
+    PERCORE_RSEQ_HOOK(s, 1)                     \
+    "movl %%fs:%c[cpu](%[r]), %%eax\n\t"        \
+    PERCORE_RSEQ_HOOK(s, 2)                     \
+    "cmpl %[rows], %%eax\n\t"                   \
+    PERCORE_RSEQ_HOOK(s, 3)                     \
+    "jne %l[no]\n\t"                            \
+    PERCORE_RSEQ_HOOK(s, 4)                     \
+    "shlq %[shift], %%rax\n\t"
+#define PERCORE_RSEQ_IF_MM_CID(s)               \
+    PERCORE_RSEQ_HOOK(s, 1)                     \
+    "movl %%fs:%c[cpu](%[r]), %%eax\n\t"        \
+    PERCORE_RSEQ_HOOK(s, 2)                     \
+    "testl %%eax, %%eax\n\t"                    \
+    PERCORE_RSEQ_HOOK(s, 3)                     \
+    "js %l[no]\n\t"                             \
+    PERCORE_RSEQ_HOOK(s, 4)                     \
+    "movl %%fs:%c[cid](%[r]), %%eax\n\t"        \
+    PERCORE_RSEQ_HOOK(s, 5)                     \
+    "cmpl %[rows], %%eax\n\t"                   \
+    PERCORE_RSEQ_HOOK(s, 6)                     \
+    "jne %l[no]\n\t"                            \
+    PERCORE_RSEQ_HOOK(s, 7)                     \
+    "shlq %[shift], %%rax\n\t"
+
+// Adds n to row `want` if the thread is on that row; the unlock of a reader
+// that did not migrate.
+template <RseqField F>
+inline bool rseq_add_if(long rseq_offset, std::uint64_t* word0, std::uint32_t want, std::uint64_t n) noexcept {
+    std::uint64_t row;
+    if constexpr (F == RseqField::cpu_id) {
+        asm inline volatile goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_IF_CPU_ID(5)
+                        PERCORE_RSEQ_HOOK(5, 5)
+                        "addq %[n], (%[w], %%rax)\n\t"  // commit
+                        PERCORE_RSEQ_END
+                        PERCORE_RSEQ_OPERANDS_AT(want)
+                        : no);
+    } else {
+        asm inline volatile goto(PERCORE_RSEQ_BEGIN PERCORE_RSEQ_IF_MM_CID(5)
+                        PERCORE_RSEQ_HOOK(5, 8)
+                        "addq %[n], (%[w], %%rax)\n\t"  // commit
+                        PERCORE_RSEQ_END
+                        PERCORE_RSEQ_OPERANDS_AT(want)
+                        : no);
+    }
+    (void)row;
+    return true;
+no:
+    return false;
+}
+
+// ---- ShardedRing push ------------------------------------------------------
+//
+// After the lookup, %rax points at the shard's RingShard. The body, with
+// hook points k .. k+15 (k = 6 with cpu_id, 9 with mm_cid):
+//
+//   t = head - cached_tail; if (t > mask) {              // may be full:
+//       t = tail; cached_tail = t;                       //   refresh (a plain
+//       t = head - t; if (t > mask) goto full;           //   store, not the commit)
+//   }
+//   t = slots + (head & mask) * slot_size; *t = item;    // the item store
+//   head += 1;                                           // commit: one add
+//
+// An abort anywhere before the commit leaves head unchanged, so the slot
+// is invisible to the consumer and the restart overwrites it. The refresh
+// store may survive an abort; it is harmless: every value stored there was
+// just loaded from `tail`, by the one thread that owns the shard at that
+// moment, so cached_tail only moves forward and never passes tail.
+// Ordering with the consumer, on x86-64's TSO: the item store precedes the
+// commit in program order and stores are not reordered with stores, so a
+// consumer that loads the new head (an acquire load) then reads the item.
+// The producer loads tail before it stores into the slot, and loads are not
+// reordered with later stores, so the consumer's reads of a slot (before
+// its release store of tail) finish before the slot is overwritten.
+#define PERCORE_RING_BODY(k, store)                         \
+    PERCORE_RSEQ_HOOK(6, k)                                 \
+    "movq %c[ohead](%%rax), %[t]\n\t"                       \
+    PERCORE_RSEQ_HOOK(6, k + 1)                             \
+    "subq %c[octail](%%rax), %[t]\n\t"                      \
+    PERCORE_RSEQ_HOOK(6, k + 2)                             \
+    "cmpq %c[omask](%%rax), %[t]\n\t"                       \
+    PERCORE_RSEQ_HOOK(6, k + 3)                             \
+    "jbe 10f\n\t"                                           \
+    PERCORE_RSEQ_HOOK(6, k + 4)                             \
+    "movq %c[otail](%%rax), %[t]\n\t"                       \
+    PERCORE_RSEQ_HOOK(6, k + 5)                             \
+    "movq %[t], %c[octail](%%rax)\n\t"                      \
+    PERCORE_RSEQ_HOOK(6, k + 6)                             \
+    "negq %[t]\n\t"                                         \
+    PERCORE_RSEQ_HOOK(6, k + 7)                             \
+    "addq %c[ohead](%%rax), %[t]\n\t"                       \
+    PERCORE_RSEQ_HOOK(6, k + 8)                             \
+    "cmpq %c[omask](%%rax), %[t]\n\t"                       \
+    PERCORE_RSEQ_HOOK(6, k + 9)                             \
+    "ja 8f\n\t"                                             \
+    "10:\n\t"                                               \
+    PERCORE_RSEQ_HOOK(6, k + 10)                            \
+    "movq %c[ohead](%%rax), %[t]\n\t"                       \
+    PERCORE_RSEQ_HOOK(6, k + 11)                            \
+    "andq %c[omask](%%rax), %[t]\n\t"                       \
+    PERCORE_RSEQ_HOOK(6, k + 12)                            \
+    "shlq %[ss], %[t]\n\t"                                  \
+    PERCORE_RSEQ_HOOK(6, k + 13)                            \
+    "addq %c[oslots](%%rax), %[t]\n\t"                      \
+    PERCORE_RSEQ_HOOK(6, k + 14)                            \
+    store                                                   \
+    PERCORE_RSEQ_HOOK(6, k + 15)                            \
+    "addq $1, %c[ohead](%%rax)\n\t" /* commit */
+
+// Row lookup for the ring: %rax = shards + (index << kRingShardShift), or
+// leave to 7 (no rseq / index out of range).
+#define PERCORE_RING_ROW_CPU_ID                 \
+    PERCORE_RSEQ_HOOK(6, 1)                     \
+    "movl %%fs:%c[cpu](%[r]), %%eax\n\t"        \
+    PERCORE_RSEQ_HOOK(6, 2)                     \
+    "cmpl %[ns], %%eax\n\t"                     \
+    PERCORE_RSEQ_HOOK(6, 3)                     \
+    "jae 7f\n\t"                                \
+    PERCORE_RSEQ_HOOK(6, 4)                     \
+    "shlq %[hs], %%rax\n\t"                     \
+    PERCORE_RSEQ_HOOK(6, 5)                     \
+    "addq %[h], %%rax\n\t"
+#define PERCORE_RING_ROW_MM_CID                 \
+    PERCORE_RSEQ_HOOK(6, 1)                     \
+    "movl %%fs:%c[cpu](%[r]), %%eax\n\t"        \
+    PERCORE_RSEQ_HOOK(6, 2)                     \
+    "testl %%eax, %%eax\n\t"                    \
+    PERCORE_RSEQ_HOOK(6, 3)                     \
+    "js 7f\n\t"                                 \
+    PERCORE_RSEQ_HOOK(6, 4)                     \
+    "movl %%fs:%c[cid](%[r]), %%eax\n\t"        \
+    PERCORE_RSEQ_HOOK(6, 5)                     \
+    "cmpl %[ns], %%eax\n\t"                     \
+    PERCORE_RSEQ_HOOK(6, 6)                     \
+    "jae 7f\n\t"                                \
+    PERCORE_RSEQ_HOOK(6, 7)                     \
+    "shlq %[hs], %%rax\n\t"                     \
+    PERCORE_RSEQ_HOOK(6, 8)                     \
+    "addq %[h], %%rax\n\t"
+
+// After the sequence: %rax = the shard index (pushed), index | kRingFull,
+// or kRingNoRseq.
+#define PERCORE_RING_TAIL                       \
+    "subq %[h], %%rax\n\t"                      \
+    "shrq %[hs], %%rax\n\t"                     \
+    "jmp 9f\n\t"                                \
+    "7:\n\t"                                    \
+    "movq $-1, %%rax\n\t"                       \
+    "jmp 9f\n\t"                                \
+    "8:\n\t"                                    \
+    "subq %[h], %%rax\n\t"                      \
+    "shrq %[hs], %%rax\n\t"                     \
+    "btsq $32, %%rax\n\t"                       \
+    "9:\n\t"
+
+#define PERCORE_RING_OPERANDS(vcon)                                                                   \
+    : [res] "=&a"(res), [t] "=&r"(t)                                                                 \
+    : [r] "r"(rseq_offset), [h] "r"(shards), [ns] "r"(n), [v] vcon(item), [hs] "i"(kRingShardShift), \
+      [ss] "i"(kSlotShift), [ohead] "i"(offsetof(RingShard, head)),                                  \
+      [oslots] "i"(offsetof(RingShard, slots)), [omask] "i"(offsetof(RingShard, mask)),              \
+      [octail] "i"(offsetof(RingShard, cached_tail)), [otail] "i"(offsetof(RingShard, tail)),        \
+      [cs] "i"(kRseqCs), [cpu] "i"(kRseqCpuId), [cid] "i"(static_cast<long>(RseqField::mm_cid))     \
+      PERCORE_RSEQ_INJECT_INPUTS                                                                      \
+    : "memory", "cc" PERCORE_RSEQ_INJECT_CLOBBERS
+
+#ifdef __AVX__
+#define PERCORE_RING_STORE16 "vmovdqu %[v], (%[t])\n\t"
+#else
+#define PERCORE_RING_STORE16 "movdqu %[v], (%[t])\n\t"
+#endif
+
+// Item is std::uint64_t (8-byte slots) or V2u64 (16-byte slots).
+template <RseqField F, class Item>
+inline std::uint64_t rseq_ring_push(long rseq_offset, RingShard* shards, std::uint32_t n, Item item) noexcept {
+    static_assert(sizeof(Item) == 8 || sizeof(Item) == 16);
+    constexpr unsigned kSlotShift = sizeof(Item) == 8 ? 3 : 4;
+    std::uint64_t res, t;
+    if constexpr (sizeof(Item) == 8) {
+        if constexpr (F == RseqField::cpu_id) {
+            asm inline volatile(PERCORE_RSEQ_BEGIN PERCORE_RING_ROW_CPU_ID
+                                PERCORE_RING_BODY(6, "movq %[v], (%[t])\n\t")
+                                PERCORE_RSEQ_END PERCORE_RING_TAIL
+                                PERCORE_RING_OPERANDS("r"));
+        } else {
+            asm inline volatile(PERCORE_RSEQ_BEGIN PERCORE_RING_ROW_MM_CID
+                                PERCORE_RING_BODY(9, "movq %[v], (%[t])\n\t")
+                                PERCORE_RSEQ_END PERCORE_RING_TAIL
+                                PERCORE_RING_OPERANDS("r"));
+        }
+    } else {
+        if constexpr (F == RseqField::cpu_id) {
+            asm inline volatile(PERCORE_RSEQ_BEGIN PERCORE_RING_ROW_CPU_ID
+                                PERCORE_RING_BODY(6, PERCORE_RING_STORE16)
+                                PERCORE_RSEQ_END PERCORE_RING_TAIL
+                                PERCORE_RING_OPERANDS("x"));
+        } else {
+            asm inline volatile(PERCORE_RSEQ_BEGIN PERCORE_RING_ROW_MM_CID
+                                PERCORE_RING_BODY(9, PERCORE_RING_STORE16)
+                                PERCORE_RSEQ_END PERCORE_RING_TAIL
+                                PERCORE_RING_OPERANDS("x"));
+        }
+    }
+    (void)t;
+    return res;
+}
+
+#undef PERCORE_RSEQ_OPERANDS_AT
+#undef PERCORE_RSEQ_IF_CPU_ID
+#undef PERCORE_RSEQ_IF_MM_CID
+#undef PERCORE_RING_BODY
+#undef PERCORE_RING_ROW_CPU_ID
+#undef PERCORE_RING_ROW_MM_CID
+#undef PERCORE_RING_TAIL
+#undef PERCORE_RING_OPERANDS
+#undef PERCORE_RING_STORE16
 #undef PERCORE_RSEQ_OPERANDS2
 #undef PERCORE_RSEQ_HOOK
 #undef PERCORE_RSEQ_ABORT_COUNT
