@@ -13,10 +13,12 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "percore/export/prometheus.hpp"
 #include "percore/export/statsd.hpp"
 #include "percore/export/telemetry.hpp"
+#include "percore/export/tuner.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"export_fixture: known metrics for the exporter integration tests"};
@@ -38,6 +40,8 @@ int main(int argc, char** argv) {
     app.add_flag("--big", big, "add a counter near 2^64 and one with a very long label set (percore-top checks)");
     int live = 0;
     app.add_option("--live", live, "also count ~N events/s into fixture_live_* metrics from a thread (dashboard checks)");
+    bool ace = false;
+    app.add_flag("--ace", ace, "run a write-buffer workload tuned by the process-wide tuner (PERCORE_ACE_ENABLED=1)");
     CLI11_PARSE(app, argc, argv);
 
     percore::Registry reg;
@@ -84,6 +88,32 @@ int main(int argc, char** argv) {
             }
         });
     }
+    // --ace: two threads add through a write buffer; percore::ace(), the
+    // process-wide tuner, tunes it and is published to both exporters.
+    percore::Spinlock wb_lock;
+    std::uint64_t wb_total = 0;
+    percore::WriteBuffer wb(wb_lock, {16, 12, 1});
+    auto ops = reg.counter("fixture_ace_ops_total", "Adds scheduled into the tuned write buffer.");
+    std::vector<std::jthread> ace_threads;
+    percore::Tuner::Handle ace_handle;
+    if (ace) {
+        percore::Tuner* t = percore::ace();
+        if (t == nullptr) {
+            std::fprintf(stderr, "export_fixture: --ace needs PERCORE_ACE_ENABLED=1\n");
+            return 2;
+        }
+        t->set_operations([ops] { return ops->value(); });
+        ace_handle = t->tune(wb);
+        publish(*t, reg);
+        for (int w = 0; w < 2; ++w)
+            ace_threads.emplace_back([&wb, &wb_total, ops](std::stop_token st) {
+                while (!st.stop_requested()) {
+                    for (int i = 0; i < 32; ++i) wb.schedule_add(&wb_total, 1);
+                    wb.hint_flush();
+                    ops->add(32);
+                }
+            });
+    }
     std::unique_ptr<percore::PrometheusServer> prom;
     std::unique_ptr<percore::TelemetryServer> tel;
     std::unique_ptr<percore::StatsdReporter> statsd;
@@ -93,6 +123,7 @@ int main(int argc, char** argv) {
         percore::TelemetryOptions o;
         o.prefix = prefix;
         tel = std::make_unique<percore::TelemetryServer>(reg, o);
+        if (ace) publish(*percore::ace(), *tel);
         tel->add_command("/fixture/echo", "Returns its parameter as a string.", [](std::string_view p) {
             std::string out = "\"";
             for (char c : p) {
@@ -123,6 +154,14 @@ int main(int argc, char** argv) {
             char b[256];
             if (read(0, b, sizeof b) <= 0) break;  // stdin closed: time to go
         }
+    }
+    if (ace) {
+        ace_threads.clear();  // joins
+        ace_handle.reset();   // no more knob changes
+        wb.flush_all();
+        std::lock_guard g(wb_lock);
+        std::printf("ace exact=%s total=%llu ops=%llu\n", wb_total == ops->value() ? "yes" : "no",
+                    static_cast<unsigned long long>(wb_total), static_cast<unsigned long long>(ops->value()));
     }
     if (statsd) {
         statsd->stop();

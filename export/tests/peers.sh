@@ -30,6 +30,14 @@ free_port() {
   return 1
 }
 
+# need_dpdk_telemetry PEERS_DIR: sets $script to DPDK's dpdk-telemetry.py
+# (the one scripts/deps unpacked into the peer cache, else one on PATH).
+need_dpdk_telemetry() {
+  need_cmd python3
+  script=$1/dpdk/dpdk-telemetry.py
+  [ -f "$script" ] || script=$(command -v dpdk-telemetry.py) || skip "dpdk-telemetry.py not found in $1/dpdk or on PATH"
+}
+
 PIDS=()
 stop_started() {
   for pid in "${PIDS[@]}"; do

@@ -7,9 +7,7 @@
 set -euo pipefail
 fixture=$1 peers=$3 top=${4:-}
 . "$(dirname "$0")/peers.sh"
-need_cmd python3
-script=$peers/dpdk/dpdk-telemetry.py
-[ -f "$script" ] || script=$(command -v dpdk-telemetry.py) || skip "dpdk-telemetry.py not found in $peers/dpdk or on PATH"
+need_dpdk_telemetry "$peers"
 work=$(mktemp -d "${TMPDIR:-/tmp}/percore-tel.XXXXXX")
 trap 'stop_started; rm -rf "$work"' EXIT
 export RUNTIME_DIRECTORY=$work

@@ -200,6 +200,7 @@ public:
         }
         std::int64_t earliest = kParked;
         bool any = false;
+        const std::int64_t delay = max_delay_.load(std::memory_order_relaxed);
         // Under the creation lock: a shard created after this walk passed
         // its slot gets its first element after the walk, hence after
         // `start`, which is what the next pass's plan assumes. Creation
@@ -210,8 +211,8 @@ public:
             if (s.buf.empty()) return;
             any = true;
             const std::int64_t now = clock_();
-            if (now - s.first_ns < max_delay_) {
-                earliest = std::min(earliest, s.first_ns + max_delay_);
+            if (now - s.first_ns < delay) {
+                earliest = std::min(earliest, s.first_ns + delay);
                 return;
             }
             Taken t = take(s);
@@ -231,7 +232,7 @@ public:
         // A buffer seen here is due at first_ns + max_delay; one started
         // after this walk looked at its shard is found by the next pass,
         // at most scan_period after `start`.
-        std::int64_t next = std::min(start + period_, earliest);
+        std::int64_t next = std::min(start + period_.load(std::memory_order_relaxed), earliest);
         const bool try_park = useless_in_a_row_ >= opts_.park_after;
         bool found = false;
         if (try_park) {
@@ -283,9 +284,30 @@ public:
     HistogramSnapshot delivery_delay() const { return delay_.snapshot(); }
     bool watchdog_parked() const noexcept { return parked_.load(std::memory_order_relaxed); }
 
-    std::size_t batch_size() const noexcept { return batch_; }
-    std::chrono::nanoseconds max_delay() const noexcept { return std::chrono::nanoseconds(max_delay_); }
-    std::chrono::nanoseconds scan_period() const noexcept { return std::chrono::nanoseconds(period_); }
+    std::size_t batch_size() const noexcept { return batch_.load(std::memory_order_relaxed); }
+    std::chrono::nanoseconds max_delay() const noexcept {
+        return std::chrono::nanoseconds(max_delay_.load(std::memory_order_relaxed));
+    }
+    std::chrono::nanoseconds scan_period() const noexcept {
+        return std::chrono::nanoseconds(period_.load(std::memory_order_relaxed));
+    }
+
+    // Knobs that may change while adders run (percore::Tuner does). A new
+    // batch size applies from the next add() on each shard: a buffer that
+    // already holds as many goes out with that add. A new max_delay (and
+    // the scan period, when it follows max_delay) applies from the
+    // watchdog's next pass, at most the old period away. Relaxed: the
+    // values are sizes and times, read under no ordering; each buffer's
+    // contents stay under its shard's lock, so nothing is lost or doubled.
+    void set_batch_size(std::size_t n) {
+        if (n < 1) throw std::invalid_argument("percore::Accumulator: batch_size must be >= 1");
+        batch_.store(n, std::memory_order_relaxed);
+    }
+    void set_max_delay(std::chrono::nanoseconds d) {
+        if (d.count() <= 0) throw std::invalid_argument("percore::Accumulator: max_delay must be > 0");
+        max_delay_.store(d.count(), std::memory_order_relaxed);
+        if (opts_.scan_period.count() == 0) period_.store(d.count(), std::memory_order_relaxed);
+    }
     std::int64_t now() const noexcept { return clock_(); }
 
 private:
@@ -338,12 +360,13 @@ private:
 
     template <class... A>
     void push(A&&... a) {
-        Shard& s = shards_.get_or_create([&](ShardInfo i) { return Shard(i.index, batch_); });
+        const std::size_t batch = batch_.load(std::memory_order_relaxed);
+        Shard& s = shards_.get_or_create([&](ShardInfo i) { return Shard(i.index, batch); });
         std::unique_lock lk(s.lock);
         const bool first = s.buf.empty();
         s.buf.emplace_back(std::forward<A>(a)...);
         if (first) s.first_ns = clock_();
-        if (s.buf.size() < batch_) {
+        if (s.buf.size() < batch) {
             lk.unlock();
             // The watchdog sets parked_ before its last look at the buffers
             // (under their locks), so an add it did not see reads true here.
@@ -391,9 +414,10 @@ private:
         // here, outside the shard's lock.
         std::vector<T> next = std::move(t.batch);
         next.clear();
-        if (next.capacity() < batch_) {
+        const std::size_t batch = batch_.load(std::memory_order_relaxed);
+        if (next.capacity() < batch) {
             try {
-                next.reserve(batch_);
+                next.reserve(batch);
             } catch (...) {
                 return;  // no memory now: the buffer grows as it fills
             }
@@ -435,9 +459,9 @@ private:
     }
 
     const AccumulatorOptions opts_;
-    const std::size_t batch_;
-    const std::int64_t max_delay_;
-    const std::int64_t period_;
+    std::atomic<std::size_t> batch_;
+    std::atomic<std::int64_t> max_delay_;
+    std::atomic<std::int64_t> period_;
     std::int64_t (*const clock_)() noexcept;
     Sink sink_;
     Sharded<Shard> shards_;

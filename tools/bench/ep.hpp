@@ -34,7 +34,7 @@ struct EpConfig {
     std::uint64_t migrate_every = 65536;  // one packet in N goes to another worker's flow
     int batch = 32;                       // packets per batch (hint_flush cadence)
     int read_ms = 300;                    // reader phase length
-    WriteBufferConfig wb{128, 96, 1};
+    WriteBufferConfig wb{};  // the library's default (docs/tuning.md)
     std::vector<std::string> only;
     bool progress = true;
 };

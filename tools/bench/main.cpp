@@ -9,7 +9,10 @@
 //                           figures printed beside ours; TBB peers.
 //   percore-bench scaling   shared atomic versus percore::Counter, ops/s and
 //                           scaling factor at 1, 2, 4, 8 threads, exact totals.
-// Both print tables, write CSV and draw an SVG chart.
+//   percore-bench ace       the adaptive tuner against every fixed write
+//                           buffer setting on bursty multi-flow traffic:
+//                           throughput over time, the arm chosen, convergence.
+// Each prints tables, writes CSV and draws an SVG chart.
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
@@ -21,6 +24,7 @@
 #include <thread>
 
 #include "common/clock.hpp"
+#include "bench/ace.hpp"
 #include "bench/ep.hpp"
 #include "bench/svg.hpp"
 #include "common/scaling.hpp"
@@ -234,6 +238,86 @@ int run_scaling_cmd(const std::vector<int>& threads, std::uint64_t ops, int reps
     return exact ? 0 : 1;
 }
 
+int run_ace_cmd(const AceConfig& c, const std::string& csv_name, const std::string& svg_name) {
+    const std::string csv = out_path(csv_name), svg = out_path(svg_name);
+    std::printf("percore-bench ace: %d workers, %.0f cycles of work per packet, %d flows, bursts of %d, hint_flush every %d "
+                "packets; shard backend %s\n",
+                c.workers, c.work_cycles, c.flows, c.burst, c.batch, percore::backend_name());
+    std::printf("each fixed arm: %.1f s after 0.5 s settling, swept before and after ACE; ACE %.0f s, judged from %.0f s\n\n",
+                c.phase_s, c.ace_s, c.after_s);
+    const AceResult r = run_ace(c);
+    double best = 0;
+    std::size_t bi = 0;
+    std::printf("write buffer (capacity/soft/hint)   sweep 1    sweep 2       mean  x bad default\n");
+    std::printf("%-33s %9.3f %10s %10.3f %8.2f   (bad default, first phase; mean of all its phases: %.3f)\n",
+                wb_text(c.bad).c_str(), r.bad_pps / 1e6, "-", r.bad_pps / 1e6, r.bad_pps / r.bad_ref_pps,
+                r.bad_ref_pps / 1e6);
+    for (std::size_t i = 0; i < c.arms.size(); ++i) {
+        const double m = (r.sweep1[i] + r.sweep2[i]) / 2;
+        if (m > best) best = m, bi = i;
+        std::printf("%-33s %9.3f %10.3f %10.3f %8.2f\n", wb_text(c.arms[i]).c_str(), r.sweep1[i] / 1e6, r.sweep2[i] / 1e6,
+                    m / 1e6, m / r.bad_ref_pps);
+    }
+    std::printf("(Mpkt/s, all workers)\n\nACE timeline (1 s means; arm in effect at each second's end):\n");
+    for (std::size_t i = 9; i < r.ace.size(); i += 10) {
+        double s = 0;
+        for (std::size_t k = i - 9; k <= i; ++k) s += r.ace[k].pps;
+        std::printf("  %5.1f s  %8.3f Mpkt/s  %s\n", r.ace[i].t, s / 10 / 1e6, wb_text(r.ace[i].cfg).c_str());
+    }
+    std::printf("\nbandit (arm: pulls, mean reward = Mpkt/s x (1 - penalties); lock waits dominate the small buffers):\n");
+    for (const auto& g : r.groups)
+        for (std::size_t i = 0; i < g.arms.size(); ++i)
+            std::printf("  %-16s %4llu  %8.3f%s\n",
+                        (std::to_string(g.arms[i][0]) + "/" + std::to_string(g.arms[i][1]) + "/" + std::to_string(g.arms[i][2]))
+                            .c_str(),
+                        static_cast<unsigned long long>(g.pulls[i]), g.mean_reward[i] / 1e6,
+                        i == g.best ? "  <- best" : "");
+    const double vs_best = r.ace_after_pps / best, vs_bad = r.ace_after_pps / r.bad_ref_pps;
+    std::printf("\nbest fixed arm: %s, %.3f Mpkt/s\n", wb_text(c.arms[bi]).c_str(), best / 1e6);
+    std::printf("ACE from %.0f s on: %.3f Mpkt/s = %.3f x the best fixed arm (target >= 0.95: %s), %.2f x the bad default "
+                "(mean of its phases; target >= 1.5: %s)\n",
+                c.after_s, r.ace_after_pps / 1e6, vs_best, vs_best >= 0.95 ? "met" : "MISSED", vs_bad,
+                vs_bad >= 1.5 ? "met" : "MISSED");
+    if (std::isfinite(r.converged_s))
+        std::printf("converged at %.1f s: every 5 s window from there is within 5%% of the best fixed arm (target <= 20 s: "
+                    "%s)\n",
+                    r.converged_s, r.converged_s <= c.after_s ? "met" : "MISSED");
+    else
+        std::printf("did not converge: some 5 s window up to the end is more than 5%% below the best fixed arm\n");
+    std::printf("instrumentation (WriteBuffer::instrument, on while a Tuner watches), medians of 5 alternations:\n"
+                "  best arm:    on %.3f, off %.3f Mpkt/s (on/off %.3f)\n"
+                "  bad default: on %.3f, off %.3f Mpkt/s (on/off %.3f)\n",
+                r.instrumented_pps / 1e6, r.plain_pps / 1e6, r.instrumented_pps / r.plain_pps,
+                r.bad_instrumented_pps / 1e6, r.bad_plain_pps / 1e6, r.bad_instrumented_pps / r.bad_plain_pps);
+    std::printf("exact: %s\n", r.exact ? "yes" : "NO");
+    if (!csv.empty()) {
+        if (FILE* f = std::fopen(csv.c_str(), "w")) {
+            std::fprintf(f, "t_s,pps,capacity,soft_threshold,hint_period\n");
+            for (const auto& s : r.ace)
+                std::fprintf(f, "%.2f,%.0f,%u,%u,%u\n", s.t, s.pps, s.cfg.capacity, s.cfg.soft_threshold, s.cfg.hint_period);
+            std::fclose(f);
+            std::printf("wrote %s\n", csv.c_str());
+        }
+    }
+    if (!svg.empty() && r.ace.size() >= 10) {
+        std::vector<double> xs;
+        Series ace{"ACE (1 s means)", {}}, bst{"best fixed " + wb_text(c.arms[bi]), {}}, bad{"bad default " + wb_text(c.bad), {}};
+        for (std::size_t i = 9; i < r.ace.size(); i += 10) {
+            double s = 0;
+            for (std::size_t k = i - 9; k <= i; ++k) s += r.ace[k].pps;
+            xs.push_back(std::round(r.ace[i].t));
+            ace.values.push_back(s / 10 / 1e6);
+            bst.values.push_back(best / 1e6);
+            bad.values.push_back(r.bad_ref_pps / 1e6);
+        }
+        if (write_lines(svg, "Write buffer tuned by ACE vs fixed settings", "seconds since ACE started", "Mpkt/s", xs,
+                        {ace, bst, bad}))
+            std::printf("wrote %s\n", svg.c_str());
+    }
+    if (!r.exact) std::fprintf(stderr, "percore-bench: a total did not match what was added\n");
+    return r.exact ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -284,7 +368,35 @@ int main(int argc, char** argv) {
     s->add_option("-o,--out-dir", out_dir, "directory for the CSV and SVG files (created)")->capture_default_str();
     s->add_flag("-q,--quiet", quiet, "no progress lines");
 
+    AceConfig ace;
+    std::string ace_csv = "ace.csv", ace_svg = "ace.svg";
+    auto* a = app.add_subcommand("ace", "the adaptive tuner against every fixed write buffer setting, side by side");
+    a->add_option("-w,--workers", ace.workers, "worker threads")->capture_default_str()->check(CLI::Range(1, 4096));
+    a->add_option("--work-cycles", ace.work_cycles, "TSC cycles of domain logic per packet")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1e7));
+    a->add_option("--flows", ace.flows, "flows")->capture_default_str()->check(CLI::Range(1, 1 << 24));
+    a->add_option("--burst", ace.burst, "packets per flow burst")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    a->add_option("--batch", ace.batch, "packets per hint_flush")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+    a->add_option("--phase", ace.phase_s, "seconds measured per fixed arm")->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+    a->add_option("--duration", ace.ace_s, "seconds of ACE")->capture_default_str()->check(CLI::Range(0.5, 36000.0));
+    a->add_option("--judge-after", ace.after_s, "ACE is judged from this many seconds on")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 36000.0));
+    a->add_option("--csv", ace_csv, "CSV file of the ACE timeline ('' for none)")->capture_default_str();
+    a->add_option("--svg", ace_svg, "SVG chart ('' for none)")->capture_default_str();
+    a->add_option("-o,--out-dir", out_dir, "directory for the CSV and SVG files (created)")->capture_default_str();
+    a->add_flag("-q,--quiet", quiet, "no progress lines");
+
     CLI11_PARSE(app, argc, argv);
+    if (*a) {
+        if (ace.after_s >= ace.ace_s) {
+            std::fprintf(stderr, "percore-bench: --judge-after (%g) must be less than --duration (%g)\n", ace.after_s, ace.ace_s);
+            return 2;
+        }
+        ace.progress = !quiet;
+        return run_ace_cmd(ace, ace_csv, ace_svg);
+    }
     if (*e) {
         ep.pin = !no_pin;
         ep.progress = !quiet;

@@ -9,6 +9,15 @@
 // one place (memory does not grow with cores), and the lock and counter
 // lines move between cores once per flush instead of once per add.
 //
+// Instrumentation, for percore::Tuner and for you: flushes(), busy_tries()
+// and applied() (entries applied) always; after instrument(true) also
+// lock_wait_ns() (time spent waiting for the lock where a try_lock failed)
+// and oldest_pending_ns() (the age of the oldest buffered add, stamped once
+// per buffer fill). Off, the instrumentation costs a load of a read-mostly
+// flag per fill and per flush: no clock read, and the lock is taken the
+// way it was (a try_lock first would cost a second coherence transaction
+// on a lock line that moves between cores).
+//
 // Costs: schedule_add() is one uncontended exchange on the shard buffer's
 // own line (to claim it against another thread on the same CPU) plus a
 // 16-byte store per add; a transaction of several adds claims once. A flush
@@ -22,6 +31,10 @@
 //   soft_threshold  at this fill, a schedule also tries a non-blocking flush,
 //                   so a busy lock rarely makes the fast path wait.
 //   hint_period     hint_flush() flushes on every Nth call (per shard).
+// set_config() changes them while writers run (percore::Tuner does): each
+// shard buffer takes the new values at its next claim, flushing or
+// reallocating itself first if its capacity changes, so no add is lost or
+// applied twice.
 //
 // Guarantees:
 //   - Exact: every scheduled add is applied exactly once, by some flush, or
@@ -44,7 +57,9 @@
 
 #include "percore/detail/cxx20.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -58,10 +73,17 @@
 
 namespace percore {
 
+// The defaults are the setting the adaptive tuner (percore/tuner.hpp) chose
+// on bursty multi-flow traffic with hint_flush() every 32 packets of four
+// adds, and the one that put `percore-bench ep` under 10 TSC cycles per
+// update at 2 workers (docs/tuning.md). They trade memory (64 KiB per shard
+// buffer) and propagation (an add waits up to 16 hint_flush() calls) for
+// fewer lock handoffs; a program that needs adds visible sooner lowers
+// hint_period, or flushes.
 struct WriteBufferConfig {
-    std::uint32_t capacity = 64;
-    std::uint32_t soft_threshold = 48;
-    std::uint32_t hint_period = 8;
+    std::uint32_t capacity = 4096;
+    std::uint32_t soft_threshold = 3072;
+    std::uint32_t hint_period = 16;
 };
 
 // One buffered add: *counter += operand (mod 2^64). A signed operand is
@@ -75,7 +97,9 @@ class WriteBuffer {
 public:
     template <class Lock>
     explicit WriteBuffer(Lock& lock, WriteBufferConfig cfg = {})
-        : cfg_(check(cfg)),
+        : capacity_(check(cfg).capacity),
+          soft_(check(cfg).soft_threshold),
+          hint_period_(cfg.hint_period),
           lock_(&lock),
           lock_fn_([](void* l) { static_cast<Lock*>(l)->lock(); }),
           try_lock_fn_([](void* l) { return static_cast<Lock*>(l)->try_lock(); }),
@@ -119,7 +143,7 @@ public:
         Buffer* b = buffers_.get();
         if (b == nullptr || !claim(*b)) return false;  // busy: the other user flushes soon enough
         bool flushed = false;
-        if (++b->hints >= cfg_.hint_period) {
+        if (++b->hints >= hint_period_.load(std::memory_order_relaxed)) {
             drain(*b, true);
             flushed = true;
         }
@@ -149,20 +173,72 @@ public:
     }
     // Flushes that applied something; try_flush/soft-threshold attempts
     // that found the lock busy.
-    std::uint64_t flushes() const noexcept { return flushes_.load(std::memory_order_relaxed); }
-    std::uint64_t busy_tries() const noexcept { return busy_tries_.load(std::memory_order_relaxed); }
-    const WriteBufferConfig& config() const noexcept { return cfg_; }
+    std::uint64_t flushes() const noexcept { return stats_.flushes.load(std::memory_order_relaxed); }
+    std::uint64_t busy_tries() const noexcept { return stats_.busy_tries.load(std::memory_order_relaxed); }
+    // Entries applied by flushes and direct applies (racy like
+    // pending_all()); ns spent waiting for the lock while instrumented.
+    std::uint64_t applied() const noexcept {
+        std::uint64_t n = stats_.direct_applied.load(std::memory_order_relaxed);
+        buffers_.for_each([&](const Buffer& b) { n += b.applied.load(std::memory_order_relaxed); });
+        return n;
+    }
+    std::uint64_t lock_wait_ns() const noexcept { return stats_.lock_wait.load(std::memory_order_relaxed); }
+
+    // The knobs in effect (each field read on its own: a set_config() in
+    // progress may show a mix of old and new).
+    WriteBufferConfig config() const noexcept {
+        return {capacity_.load(std::memory_order_relaxed), soft_.load(std::memory_order_relaxed),
+                hint_period_.load(std::memory_order_relaxed)};
+    }
+    // Changes the knobs while writers run; each shard buffer applies them at
+    // its next claim. Throws std::invalid_argument like the constructor.
+    void set_config(WriteBufferConfig cfg) {
+        cfg = check(cfg);
+        // Relaxed: a writer that reads an old value for a while is as
+        // correct as one that ran before the call; the values are only
+        // sizes, and a buffer's storage is resized under its claim.
+        capacity_.store(cfg.capacity, std::memory_order_relaxed);
+        soft_.store(cfg.soft_threshold, std::memory_order_relaxed);
+        hint_period_.store(cfg.hint_period, std::memory_order_relaxed);
+    }
+
+    // Times lock waits and stamps each buffer's first pending add, for
+    // lock_wait_ns() and oldest_pending_ns().
+    void instrument(bool on) noexcept { instrumented_.store(on, std::memory_order_relaxed); }
+    bool instrumented() const noexcept { return instrumented_.load(std::memory_order_relaxed); }
+    // The age, in steady_clock ns, of the oldest add still buffered (0 if
+    // none, or if not instrumented). Racy like pending_all().
+    std::int64_t oldest_pending_ns() const noexcept {
+        if (!instrumented()) return 0;
+        const std::int64_t now = steady_ns();
+        std::int64_t oldest = 0;
+        buffers_.for_each([&](const Buffer& b) {
+            const std::int64_t since = b.since.load(std::memory_order_relaxed);
+            if (since != 0 && b.size.load(std::memory_order_relaxed) != 0) oldest = std::max(oldest, now - since);
+        });
+        return oldest;
+    }
 
 private:
     struct Buffer {
-        explicit Buffer(std::uint32_t cap) : ops(new AddOp[cap]) {}
+        explicit Buffer(std::uint32_t c) : cap(c), ops(new AddOp[c]) {}
         std::atomic<bool> busy{false};
         // Written only by the claimer; atomic so pending() may peek.
         std::atomic<std::uint32_t> size{0};
         std::uint32_t hints = 0;
+        std::uint32_t cap;  // entries ops holds; guarded by the claim
+        // steady_clock ns of the first add of the pending ones (0: none or
+        // not instrumented); written by the claimer, read by oldest_pending_ns().
+        std::atomic<std::int64_t> since{0};
+        // Entries this buffer's flushes applied; written by the claimer.
+        std::atomic<std::uint64_t> applied{0};
         std::unique_ptr<AddOp[]> ops;
     };
 
+    static std::int64_t steady_ns() noexcept {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    }
     static WriteBufferConfig check(WriteBufferConfig c) {
         if (c.capacity == 0 || c.hint_period == 0)
             throw std::invalid_argument("percore::WriteBuffer: capacity and hint_period must be >= 1");
@@ -187,59 +263,90 @@ private:
         const std::uint32_t n = b.size.load(std::memory_order_relaxed);
         if (n == 0) return true;
         if (blocking) {
-            lock_fn_(lock_);
+            lock();
         } else if (!try_lock_fn_(lock_)) {
-            busy_tries_.fetch_add(1, std::memory_order_relaxed);
+            stats_.busy_tries.fetch_add(1, std::memory_order_relaxed);
             return false;
         }
         apply(b.ops.get(), n);
         unlock_fn_(lock_);
         b.size.store(0, std::memory_order_relaxed);
+        if (b.since.load(std::memory_order_relaxed) != 0) b.since.store(0, std::memory_order_relaxed);
+        b.applied.store(b.applied.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
         b.hints = 0;
-        flushes_.fetch_add(1, std::memory_order_relaxed);
+        stats_.flushes.fetch_add(1, std::memory_order_relaxed);
         return true;
     }
+    // Takes the lock. Instrumented, a try_lock first tells whether there is
+    // a wait to time, so an uncontended lock costs no clock read.
+    void lock() {
+        if (!instrumented()) return lock_fn_(lock_);
+        if (try_lock_fn_(lock_)) return;
+        const std::int64_t t0 = steady_ns();
+        lock_fn_(lock_);
+        stats_.lock_wait.fetch_add(static_cast<std::uint64_t>(steady_ns() - t0), std::memory_order_relaxed);
+    }
+    // Lock held.
     static void apply(const AddOp* ops, std::size_t n) noexcept {
         for (std::size_t i = 0; i < n; ++i) {
             std::atomic_ref<std::uint64_t> w(*ops[i].counter);
             w.store(w.load(std::memory_order_relaxed) + ops[i].operand, std::memory_order_relaxed);
         }
     }
+    // Claimed: drain (if it would not fit) and reallocate to `cap` entries.
+    void resize(Buffer& b, std::uint32_t cap) {
+        if (b.size.load(std::memory_order_relaxed) > cap) drain(b, true);
+        std::unique_ptr<AddOp[]> ops(new AddOp[cap]);
+        const std::uint32_t n = b.size.load(std::memory_order_relaxed);
+        for (std::uint32_t i = 0; i < n; ++i) ops[i] = b.ops[i];
+        b.ops = std::move(ops);
+        b.cap = cap;
+    }
 
     void schedule(const AddOp* ops, std::size_t n) {
         if (n == 0) return;
-        Buffer& b = buffers_.get_or_create([&](ShardInfo) { return Buffer(cfg_.capacity); });
+        const std::uint32_t cap = capacity_.load(std::memory_order_relaxed);
+        Buffer& b = buffers_.get_or_create([&](ShardInfo) { return Buffer(cap); });
         // Too big to buffer, or another thread is inside this shard's buffer
         // (it was preempted mid-schedule on this CPU): apply directly, as one
         // transaction, rather than wait for it.
-        if (n > cfg_.capacity || !claim(b)) {
-            lock_fn_(lock_);
+        if (n > cap || !claim(b)) {
+            lock();
             apply(ops, n);
             unlock_fn_(lock_);
+            stats_.direct_applied.fetch_add(n, std::memory_order_relaxed);
             return;
         }
+        if (b.cap != cap) resize(b, cap);  // set_config() changed it
         std::uint32_t size = b.size.load(std::memory_order_relaxed);
-        if (size + n > cfg_.capacity) {
+        if (size + n > cap) {
             drain(b, true);
             size = 0;
         }
+        if (size == 0 && instrumented())
+            b.since.store(steady_ns(), std::memory_order_relaxed);
         for (std::size_t i = 0; i < n; ++i) b.ops[size + i] = ops[i];
         size += static_cast<std::uint32_t>(n);
         b.size.store(size, std::memory_order_relaxed);
         // Soft threshold: flush if nobody holds the lock; a full buffer is
         // flushed (blocking) by the next schedule that would overflow it.
-        if (size >= cfg_.soft_threshold) drain(b, false);
+        if (size >= soft_.load(std::memory_order_relaxed)) drain(b, false);
         release(b);
     }
 
-    WriteBufferConfig cfg_;
+    // The knobs, changed by set_config(); relaxed, read once per schedule.
+    std::atomic<std::uint32_t> capacity_, soft_, hint_period_;
     void* lock_;
     void (*lock_fn_)(void*);
     bool (*try_lock_fn_)(void*);
     void (*unlock_fn_)(void*);
     Sharded<Buffer> buffers_;
-    std::atomic<std::uint64_t> flushes_{0};
-    std::atomic<std::uint64_t> busy_tries_{0};
+    std::atomic<bool> instrumented_{false};
+    // Written by every flush, from every core: a line of their own, away
+    // from the read-mostly fields above that every schedule reads.
+    struct alignas(64) Stats {
+        std::atomic<std::uint64_t> flushes{0}, busy_tries{0}, direct_applied{0}, lock_wait{0};
+    } stats_;
 };
 
 }  // namespace percore
