@@ -20,8 +20,8 @@
 //     to the arm in effect, and lets one knob group (in turn) pick its
 //     next arm.
 //   - The slow loop (every slow_interval, 30 s) samples resident memory.
-//   - Reward: throughput x (1 - penalties), normalized by the bandit to
-//     [0, 1] over the rewards seen. Penalties: the share of the interval's
+//   - Reward: throughput x (1 - penalties), scaled by the bandit to [0, 1]
+//     over the arms' means. Penalties: the share of the interval's
 //     CPU time spent waiting for write-buffer locks, the relative excess of
 //     delay over delay_budget, and of RSS over rss_budget_mb (each capped
 //     at 1).
