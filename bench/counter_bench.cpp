@@ -17,28 +17,14 @@
 #include <memory>
 #include <vector>
 
+#include "backend_switch.hpp"
 #include "percore/percore.hpp"
 
 namespace {
 
 using percore::detail::g_identity;
-using percore::detail::Mode;
 
-// Switches the update path between benchmark runs. Rows written under one
-// backend and then another are never written concurrently, so totals stay
-// exact; it is not a public feature.
-bool use_backend(percore::Backend b) {
-    percore::detail::identity();
-    const bool have_rseq = percore::backend() != percore::Backend::thread;
-    if (b != percore::Backend::thread && !have_rseq) return false;
-    // The calling thread gives back its slot (it may hold one from a thread
-    // run); threads started for a run are new.
-    percore::detail::release_thread_slot();
-    g_identity.mode.store(b == percore::Backend::thread        ? Mode::thread
-                          : b == percore::Backend::rseq_mm_cid ? Mode::rseq_mm_cid
-                                                               : Mode::rseq_cpu_id);
-    return true;
-}
+using percore_bench::use_backend;
 
 void BM_SharedAtomic(benchmark::State& state) {
     alignas(64) static std::atomic<std::uint64_t> a{0};

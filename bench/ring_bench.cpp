@@ -52,6 +52,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend_switch.hpp"
 #include "core_to_core.hpp"
 #include "percore/shard.hpp"
 #include "percore/sharded_ring.hpp"
@@ -210,19 +211,7 @@ struct CkRing {
 };
 #endif
 
-// Switches the process's shard backend between runs (when no thread
-// pushes), as bench/counter_bench.cpp does: only for measurement. "rseq"
-// is the backend the process started with (mm_cid where the kernel has it).
-const percore::Backend g_start_backend = (percore::detail::identity(), percore::backend());
-bool use_backend(bool rseq) {
-    using percore::detail::Mode;
-    if (rseq && g_start_backend == percore::Backend::thread) return false;
-    percore::detail::release_thread_slot();
-    percore::detail::g_identity.mode.store(!rseq                                              ? Mode::thread
-                                           : g_start_backend == percore::Backend::rseq_mm_cid ? Mode::rseq_mm_cid
-                                                                                              : Mode::rseq_cpu_id);
-    return true;
-}
+using percore_bench::use_backend;
 
 // The MP/SC queues get `cap` slots; ShardedRing gets `cap` split over the
 // CPUs (rseq: together its shards hold `cap`), and the thread-slot shards

@@ -36,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend_switch.hpp"
 #include "core_to_core.hpp"
 #include "percore/shard.hpp"
 #include "percore/shared_mutex.hpp"
@@ -128,18 +129,7 @@ struct CkBytelock {
 };
 #endif
 
-// Switches the process's shard backend between runs (no thread inside a
-// lock then), as bench/counter_bench.cpp does: only for measurement.
-const percore::Backend g_start_backend = (percore::detail::identity(), percore::backend());
-bool use_backend(bool rseq) {
-    using percore::detail::Mode;
-    if (rseq && g_start_backend == percore::Backend::thread) return false;
-    percore::detail::release_thread_slot();
-    percore::detail::g_identity.mode.store(!rseq                                              ? Mode::thread
-                                           : g_start_backend == percore::Backend::rseq_mm_cid ? Mode::rseq_mm_cid
-                                                                                              : Mode::rseq_cpu_id);
-    return true;
-}
+using percore_bench::use_backend;
 
 template <bool Rseq, bool Membarrier>
 struct Percore {

@@ -22,37 +22,15 @@
 
 #include "percore/shard.hpp"
 #include "percore/sharded_ring.hpp"
+#include "affinity.hpp"
 #include "stress_scale.hpp"
 
 namespace {
 
 using Ring = percore::ShardedRing<std::uint64_t>;
 
-// Pins the calling thread to one CPU (of those it may use), so the next
-// push runs there: a forced migration.
-void pin_to(unsigned k) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-    const int n = CPU_COUNT(&allowed);
-    if (n <= 0) return;
-    int want = static_cast<int>(k % static_cast<unsigned>(n));
-    for (int c = 0; c < CPU_SETSIZE; ++c) {
-        if (!CPU_ISSET(c, &allowed)) continue;
-        if (want-- == 0) {
-            cpu_set_t one;
-            CPU_ZERO(&one);
-            CPU_SET(c, &one);
-            sched_setaffinity(0, sizeof one, &one);
-            return;
-        }
-    }
-}
-
-// Every CPU the process started with, for undoing pin_to().
-cpu_set_t g_all_cpus;
-const bool g_saved = [] { return sched_getaffinity(0, sizeof g_all_cpus, &g_all_cpus) == 0; }();
-void unpin() { sched_setaffinity(0, sizeof g_all_cpus, &g_all_cpus); }
+using percore::test::pin_to;
+using percore::test::unpin;
 
 TEST(ShardedRing, CapacityIsPerShardAndRounded) {
     Ring r(100);

@@ -23,6 +23,7 @@
 
 #include "percore/shard.hpp"
 #include "percore/shared_mutex.hpp"
+#include "affinity.hpp"
 #include "stress_scale.hpp"
 
 namespace {
@@ -30,27 +31,8 @@ namespace {
 using percore::SharedMutex;
 using Clock = std::chrono::steady_clock;
 
-void pin_to(unsigned k) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-    const int n = CPU_COUNT(&allowed);
-    if (n <= 0) return;
-    int want = static_cast<int>(k % static_cast<unsigned>(n));
-    for (int c = 0; c < CPU_SETSIZE; ++c) {
-        if (!CPU_ISSET(c, &allowed)) continue;
-        if (want-- == 0) {
-            cpu_set_t one;
-            CPU_ZERO(&one);
-            CPU_SET(c, &one);
-            sched_setaffinity(0, sizeof one, &one);
-            return;
-        }
-    }
-}
-cpu_set_t g_all_cpus;
-const bool g_saved = [] { return sched_getaffinity(0, sizeof g_all_cpus, &g_all_cpus) == 0; }();
-void unpin() { sched_setaffinity(0, sizeof g_all_cpus, &g_all_cpus); }
+using percore::test::pin_to;
+using percore::test::unpin;
 
 bool membarrier_forced_off() {
     const char* e = std::getenv("PERCORE_MEMBARRIER");
