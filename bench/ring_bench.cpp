@@ -258,15 +258,23 @@ struct Gate {
     }
 };
 
+// Switches to the queue's shard backend, if it has one; false (the row
+// skipped) where the process has no rseq.
 template <class Q>
-void BM_Push(benchmark::State& state) {
-    const unsigned producers = static_cast<unsigned>(state.range(0));
+bool on_backend(benchmark::State& state) {
     if constexpr (requires { Q::kRseq; }) {
         if (!use_backend(Q::kRseq)) {
             state.SkipWithError("backend not available");
-            return;
+            return false;
         }
     }
+    return true;
+}
+
+template <class Q>
+void BM_Push(benchmark::State& state) {
+    const unsigned producers = static_cast<unsigned>(state.range(0));
+    if (!on_backend<Q>(state)) return;
     // A round must fit: producers x kRound items, in the queue, and in
     // every shard of a ShardedRing (all producers may sit on one CPU); x2
     // because rte_ring and ck_ring hold one less than their size. No more,
@@ -369,12 +377,7 @@ void BM_Push(benchmark::State& state) {
 template <class Q>
 void BM_Pipeline(benchmark::State& state) {
     const unsigned producers = static_cast<unsigned>(state.range(0));
-    if constexpr (requires { Q::kRseq; }) {
-        if (!use_backend(Q::kRseq)) {
-            state.SkipWithError("backend not available");
-            return;
-        }
-    }
+    if (!on_backend<Q>(state)) return;
     std::uint64_t consumed_total = 0;
     double seconds = 0;
     bool ok = true;

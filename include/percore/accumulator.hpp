@@ -76,6 +76,7 @@
 #include <utility>
 #include <vector>
 
+#include "percore/detail/steady_ns.hpp"
 #include "percore/histogram.hpp"
 #include "percore/sharded.hpp"
 #include "percore/spinlock.hpp"
@@ -136,7 +137,7 @@ public:
           batch_(opts_.batch_size),
           max_delay_(opts_.max_delay.count()),
           period_(opts_.scan_period.count() > 0 ? opts_.scan_period.count() : opts_.max_delay.count()),
-          clock_(opts_.clock != nullptr ? opts_.clock : &steady_ns),
+          clock_(opts_.clock != nullptr ? opts_.clock : &detail::steady_ns),
           sink_(wrap(std::forward<F>(sink))),
           shards_(opts_.max_shards, opts_.placement),
           delay_(2, HistogramLayout::kOneHourNs) {
@@ -333,10 +334,6 @@ private:
         std::int64_t first_ns = 0;
     };
 
-    static std::int64_t steady_ns() noexcept {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-            .count();
-    }
     static AccumulatorOptions check(AccumulatorOptions o) {
         if (o.batch_size < 1) throw std::invalid_argument("percore::Accumulator: batch_size must be >= 1");
         if (o.max_delay.count() <= 0) throw std::invalid_argument("percore::Accumulator: max_delay must be > 0");

@@ -90,6 +90,7 @@
 #include <utility>
 #include <vector>
 
+#include "percore/detail/steady_ns.hpp"
 #include "percore/accumulator.hpp"
 #include "percore/histogram.hpp"
 #include "percore/patterns/write_buffer.hpp"
@@ -210,7 +211,7 @@ public:
     explicit Tuner(TunerOptions opts = {}) : opts_(std::move(opts)) {
         if (opts_.fast_interval.count() <= 0 || opts_.slow_interval.count() <= 0)
             throw std::invalid_argument("percore::Tuner: intervals must be > 0");
-        if (!opts_.clock) opts_.clock = [] { return steady_ns(); };
+        if (!opts_.clock) opts_.clock = [] { return detail::steady_ns(); };
         if (!opts_.cpu_clock) opts_.cpu_clock = [] { return thread_cpu_ns(); };
         if (!opts_.rss_bytes) opts_.rss_bytes = [] { return proc_rss_bytes(); };
         if (!opts_.log) opts_.log = [](std::string_view s) { std::fprintf(stderr, "%.*s\n", int(s.size()), s.data()); };
@@ -428,10 +429,6 @@ private:
         moved_valid_ = false;
     }
 
-    static std::int64_t steady_ns() noexcept {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-            .count();
-    }
     static std::int64_t thread_cpu_ns() noexcept {
         timespec ts{};
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);

@@ -68,6 +68,7 @@
 #include <span>
 #include <stdexcept>
 
+#include "percore/detail/steady_ns.hpp"
 #include "percore/sharded.hpp"
 #include "percore/spinlock.hpp"
 
@@ -97,13 +98,12 @@ class WriteBuffer {
 public:
     template <class Lock>
     explicit WriteBuffer(Lock& lock, WriteBufferConfig cfg = {})
-        : capacity_(check(cfg).capacity),
-          soft_(check(cfg).soft_threshold),
-          hint_period_(cfg.hint_period),
-          lock_(&lock),
+        : lock_(&lock),
           lock_fn_([](void* l) { static_cast<Lock*>(l)->lock(); }),
           try_lock_fn_([](void* l) { return static_cast<Lock*>(l)->try_lock(); }),
-          unlock_fn_([](void* l) { static_cast<Lock*>(l)->unlock(); }) {}
+          unlock_fn_([](void* l) { static_cast<Lock*>(l)->unlock(); }) {
+        set_config(cfg);
+    }
     ~WriteBuffer() { flush_all(); }
     WriteBuffer(const WriteBuffer&) = delete;
     WriteBuffer& operator=(const WriteBuffer&) = delete;
@@ -210,7 +210,7 @@ public:
     // none, or if not instrumented). Racy like pending_all().
     std::int64_t oldest_pending_ns() const noexcept {
         if (!instrumented()) return 0;
-        const std::int64_t now = steady_ns();
+        const std::int64_t now = detail::steady_ns();
         std::int64_t oldest = 0;
         buffers_.for_each([&](const Buffer& b) {
             const std::int64_t since = b.since.load(std::memory_order_relaxed);
@@ -235,10 +235,6 @@ private:
         std::unique_ptr<AddOp[]> ops;
     };
 
-    static std::int64_t steady_ns() noexcept {
-        return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-            .count();
-    }
     static WriteBufferConfig check(WriteBufferConfig c) {
         if (c.capacity == 0 || c.hint_period == 0)
             throw std::invalid_argument("percore::WriteBuffer: capacity and hint_period must be >= 1");
@@ -282,9 +278,9 @@ private:
     void lock() {
         if (!instrumented()) return lock_fn_(lock_);
         if (try_lock_fn_(lock_)) return;
-        const std::int64_t t0 = steady_ns();
+        const std::int64_t t0 = detail::steady_ns();
         lock_fn_(lock_);
-        stats_.lock_wait.fetch_add(static_cast<std::uint64_t>(steady_ns() - t0), std::memory_order_relaxed);
+        stats_.lock_wait.fetch_add(static_cast<std::uint64_t>(detail::steady_ns() - t0), std::memory_order_relaxed);
     }
     // Lock held.
     static void apply(const AddOp* ops, std::size_t n) noexcept {
@@ -324,7 +320,7 @@ private:
             size = 0;
         }
         if (size == 0 && instrumented())
-            b.since.store(steady_ns(), std::memory_order_relaxed);
+            b.since.store(detail::steady_ns(), std::memory_order_relaxed);
         for (std::size_t i = 0; i < n; ++i) b.ops[size + i] = ops[i];
         size += static_cast<std::uint32_t>(n);
         b.size.store(size, std::memory_order_relaxed);
