@@ -6,6 +6,7 @@
 #include <cmath>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace percore {
 
@@ -36,12 +37,15 @@ TelemetryHandler ace_command(Tuner& t) {
 
 std::string tuner_json(const Tuner& t) {
     json j;
+    // The groups first: a tick counts itself after crediting its pull, so
+    // the ticks read afterwards are at least the pulls in the groups.
+    const std::vector<TunerGroupState> states = t.groups();
     j["ticks"] = t.fast_ticks();
     j["slow_ticks"] = t.slow_ticks();
     j["fast_interval_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(t.fast_interval()).count();
     j["exploration"] = t.options().exploration;
     json groups = json::array();
-    for (const auto& g : t.groups()) {
+    for (const auto& g : states) {
         json arms = json::array();
         for (std::size_t i = 0; i < g.arms.size(); ++i)
             arms.push_back({{"values", values(g, g.arms[i])}, {"pulls", g.pulls[i]}, {"mean_reward", g.mean_reward[i]}});

@@ -48,27 +48,47 @@ query() {  # prints the single value of an instant query, or nothing
 }
 changes_seen() { v=$(query 'percore_ace_arm_changes_total{group="write_buffer"}'); [ -n "$v" ] && [ "$v" -ge 1 ]; }
 wait_for 60 changes_seen || { cat "$work/prometheus.log"; curl -s "$api/targets"; exit 1; }
-cap=$(query 'percore_ace_knob{group="write_buffer",param="capacity"}')
-arm=$(query 'percore_ace_arm{group="write_buffer"}')
+# Each scrape's (capacity, arm) pairs, by scrape timestamp. One scrape reads
+# the gauges one after the other while the tuner keeps moving (50 ms), so a
+# scrape may fall between a change's two reads; most may not.
+series() {  # series QUERY [TIME]: "timestamp value" lines of the 30 s up to TIME (default now)
+  curl -sf --data-urlencode "query=$1[30s]" ${2:+--data-urlencode "time=$2"} "$api/query" |
+    python3 -c 'import json,sys
+for r in json.load(sys.stdin)["data"]["result"]:
+    for ts, v in r["values"]: print(ts, v)'
+}
+enough_scrapes() { [ "$(series 'percore_ace_arm{group="write_buffer"}' | wc -l)" -ge 5 ]; }
+wait_for 60 enough_scrapes || { curl -s "$api/targets"; exit 1; }
+at=$(date +%s.%N)  # both over the same window, up to now
+series 'percore_ace_knob{group="write_buffer",param="capacity"}' "$at" > "$work/caps.txt"
+series 'percore_ace_arm{group="write_buffer"}' "$at" > "$work/arms.txt"
 ticks=$(query 'percore_ace_ticks_total')
-echo "prometheus: capacity=$cap arm=$arm ticks=$ticks"
+echo "prometheus: $(wc -l < "$work/arms.txt") scrapes, ticks=$ticks"
 ace > "$work/ace2.json"
 
-python3 - "$work/ace2.json" "$work/fixture.err" "$cap" "$arm" "$ticks" <<'PY'
+python3 - "$work/ace2.json" "$work/fixture.err" "$work/caps.txt" "$work/arms.txt" "$ticks" <<'PY'
 import json, re, sys
 j = json.load(open(sys.argv[1]))
 err = open(sys.argv[2]).read().splitlines()
-cap, arm, ticks = float(sys.argv[3]), int(float(sys.argv[4])), float(sys.argv[5])
+def load(path):
+    return {ts: float(v) for ts, v in (line.split() for line in open(path) if line.strip())}
+caps_seen, arms_seen = load(sys.argv[3]), load(sys.argv[4])
+ticks = float(sys.argv[5])
 g = j["groups"][0]
 caps = [a["values"]["capacity"] for a in g["arms"]]
+pairs = [(caps_seen[ts], int(arms_seen[ts])) for ts in arms_seen if ts in caps_seen]
+agree = sum(1 for c, a in pairs if 0 <= a < len(caps) and caps[a] == c)
+print(f"scrapes: {len(pairs)}, capacity and arm agree in {agree}")
 checks = [
     ("one group, write_buffer", len(j["groups"]) == 1 and g["name"] == "write_buffer"),
     ("params", g["params"] == ["capacity", "soft_threshold", "hint_period"]),
     ("fast interval from the environment", j["fast_interval_ms"] == 50),
     ("ticks counted", j["ticks"] >= ticks > 0),
     ("pulls add up to the ticks credited", sum(a["pulls"] for a in g["arms"]) <= j["ticks"]),
-    ("the scraped capacity is one of the arms", cap in caps),
-    ("the scraped arm index is valid and its capacity the scraped one", 0 <= arm < len(caps) and caps[arm] == cap),
+    ("scrapes of both gauges", len(pairs) >= 3),
+    ("every scraped capacity is one of the arms", all(c in caps for c, _ in pairs)),
+    ("every scraped arm index is valid", all(0 <= a < len(caps) for _, a in pairs)),
+    ("in most scrapes the arm's capacity is the scraped one", agree * 2 > len(pairs)),
     ("current matches its arm", g["current"] == g["arms"][g["arm"]]["values"]),
     ("a last tick with a throughput", j["last_tick"] is not None and j["last_tick"]["throughput"] > 0),
     ("arm changes logged, one line each",
